@@ -1,0 +1,1 @@
+"""The relationship domain: pure aggregates, events, rules and the command service."""

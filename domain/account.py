@@ -1,0 +1,521 @@
+"""The Account aggregate: the customer file and the relationship's history.
+
+Commands (public methods) check the rules and then trigger an event; each
+event's ``apply`` only mutates state, so replaying history never re-runs a
+rule and never raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import (
+    AlreadyConfirmed,
+    ConfirmationNotApplicable,
+    ContactNotFound,
+    InteractionNotFound,
+    InvalidValue,
+    StageTransitionNotAllowed,
+    UnchangedValue,
+)
+from domain.values import (
+    AccountKind,
+    Address,
+    Channel,
+    Classification,
+    ContactChannel,
+    Direction,
+    Influence,
+    RelationshipType,
+    Stage,
+    Tier,
+    bounded_text,
+    email_address,
+    phone_number,
+    required_text,
+    stage_transition_allowed,
+)
+
+# How far ahead of the clock an interaction may be dated (time-zone slack).
+FUTURE_SLACK = timedelta(days=1)
+MAX_EFFORT_MINUTES = 24 * 60
+MAX_TEXT = 4000
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A key person at the customer, as the account currently knows them."""
+
+    contact_id: UUID
+    name: str
+    role: str
+    influence: Influence
+    email: str | None
+    phone: str | None
+    birthday: date | None
+    preferences: str
+
+
+@dataclass(frozen=True)
+class InteractionRecord:
+    """What the rules need to remember about a logged interaction."""
+
+    channel: Channel
+    confirmed: bool
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def _reason(reason: str) -> str:
+    return required_text("reason", reason, max_length=MAX_TEXT)
+
+
+class Account(Aggregate):
+    """A customer the company serves, and everything that shaped the relationship."""
+
+    class AccountOpened(Aggregate.Created):
+        name: str
+        kind: AccountKind
+        business_category: str
+        address: Address
+        channels: tuple[ContactChannel, ...]
+
+    def __init__(
+        self,
+        name: str,
+        kind: AccountKind,
+        business_category: str,
+        address: Address,
+        channels: tuple[ContactChannel, ...],
+    ) -> None:
+        self.name = name
+        self.kind = AccountKind(kind)
+        self.business_category = business_category
+        self.address = address
+        self.channels = tuple(channels)
+        self.tier = Tier.TRANSACTIONAL
+        self.stage = Stage.EXPLORATION
+        self.relationship_type: RelationshipType | None = None
+        self.classification: Classification | None = None
+        self.manager: str | None = None
+        self.contacts: dict[UUID, Contact] = {}
+        self.interactions: dict[UUID, InteractionRecord] = {}
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        account_id: UUID | None = None,
+        name: str,
+        kind: AccountKind,
+        business_category: str = "",
+        address: Address | None = None,
+        channels: tuple[ContactChannel, ...] = (),
+    ) -> Account:
+        return cls._create(
+            cls.AccountOpened,
+            id=account_id or uuid4(),
+            name=required_text("name", name),
+            kind=AccountKind(kind),
+            business_category=bounded_text("businessCategory", business_category, 200),
+            address=address or Address(),
+            channels=tuple(channels),
+        )
+
+    # -- profile ---------------------------------------------------------------
+
+    class ProfileUpdated(Aggregate.Event):
+        """Only the fields that changed are set; ``None`` means unchanged."""
+
+        name: str | None
+        business_category: str | None
+        address: Address | None
+        channels: tuple[ContactChannel, ...] | None
+
+        def apply(self, aggregate: Account) -> None:
+            if self.name is not None:
+                aggregate.name = self.name
+            if self.business_category is not None:
+                aggregate.business_category = self.business_category
+            if self.address is not None:
+                aggregate.address = self.address
+            if self.channels is not None:
+                aggregate.channels = tuple(self.channels)
+
+    def update_profile(
+        self,
+        *,
+        name: str | None = None,
+        business_category: str | None = None,
+        address: Address | None = None,
+        channels: tuple[ContactChannel, ...] | None = None,
+    ) -> None:
+        changes: dict[str, Any] = {
+            "name": None if name is None else required_text("name", name),
+            "business_category": None
+            if business_category is None
+            else bounded_text("businessCategory", business_category, 200),
+            "address": address,
+            "channels": None if channels is None else tuple(channels),
+        }
+        changes = {k: (v if v != getattr(self, k) else None) for k, v in changes.items()}
+        if all(v is None for v in changes.values()):
+            raise UnchangedValue("the profile update changes nothing")
+        self.trigger_event(self.ProfileUpdated, **changes)
+
+    # -- contacts --------------------------------------------------------------
+
+    class ContactAdded(Aggregate.Event):
+        contact_id: UUID
+        name: str
+        role: str
+        influence: Influence
+        email: str | None
+        phone: str | None
+        birthday: date | None
+        preferences: str
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.contacts[self.contact_id] = Contact(
+                contact_id=self.contact_id,
+                name=self.name,
+                role=self.role,
+                influence=Influence(self.influence),
+                email=self.email,
+                phone=self.phone,
+                birthday=self.birthday,
+                preferences=self.preferences,
+            )
+
+    def add_contact(
+        self,
+        *,
+        contact_id: UUID,
+        name: str,
+        role: str = "",
+        influence: Influence = Influence.MEDIUM,
+        email: str | None = None,
+        phone: str | None = None,
+        birthday: date | None = None,
+        preferences: str = "",
+    ) -> None:
+        if contact_id in self.contacts:
+            raise InvalidValue("contactId", f"contact {contact_id} already exists")
+        self.trigger_event(
+            self.ContactAdded,
+            contact_id=contact_id,
+            name=required_text("name", name),
+            role=bounded_text("role", role, 200),
+            influence=Influence(influence),
+            email=email_address("email", email),
+            phone=phone_number("phone", phone),
+            birthday=_past_date("birthday", birthday),
+            preferences=bounded_text("preferences", preferences, MAX_TEXT),
+        )
+
+    class ContactUpdated(Aggregate.Event):
+        """Only the fields that changed are set; ``None`` means unchanged."""
+
+        contact_id: UUID
+        name: str | None
+        role: str | None
+        influence: Influence | None
+        email: str | None
+        phone: str | None
+        birthday: date | None
+        preferences: str | None
+
+        def apply(self, aggregate: Account) -> None:
+            contact = aggregate.contacts[self.contact_id]
+            changes = {
+                field: getattr(self, field)
+                for field in _CONTACT_FIELDS
+                if getattr(self, field) is not None
+            }
+            if "influence" in changes:
+                changes["influence"] = Influence(changes["influence"])
+            aggregate.contacts[self.contact_id] = replace(contact, **changes)
+
+    def update_contact(
+        self,
+        *,
+        contact_id: UUID,
+        name: str | None = None,
+        role: str | None = None,
+        influence: Influence | None = None,
+        email: str | None = None,
+        phone: str | None = None,
+        birthday: date | None = None,
+        preferences: str | None = None,
+    ) -> None:
+        contact = self._contact(contact_id)
+        proposed: dict[str, Any] = {
+            "name": None if name is None else required_text("name", name),
+            "role": None if role is None else bounded_text("role", role, 200),
+            "influence": None if influence is None else Influence(influence),
+            "email": None if email is None else email_address("email", email) or "",
+            "phone": None if phone is None else phone_number("phone", phone) or "",
+            "birthday": _past_date("birthday", birthday),
+            "preferences": None
+            if preferences is None
+            else bounded_text("preferences", preferences, MAX_TEXT),
+        }
+        changes = {
+            k: (v if v != getattr(contact, k) else None) for k, v in proposed.items()
+        }
+        if all(v is None for v in changes.values()):
+            raise UnchangedValue("the contact update changes nothing")
+        self.trigger_event(self.ContactUpdated, contact_id=contact_id, **changes)
+
+    class ContactRemoved(Aggregate.Event):
+        contact_id: UUID
+        reason: str
+
+        def apply(self, aggregate: Account) -> None:
+            del aggregate.contacts[self.contact_id]
+
+    def remove_contact(self, *, contact_id: UUID, reason: str) -> None:
+        self._contact(contact_id)
+        self.trigger_event(
+            self.ContactRemoved, contact_id=contact_id, reason=_reason(reason)
+        )
+
+    def _contact(self, contact_id: UUID) -> Contact:
+        try:
+            return self.contacts[contact_id]
+        except KeyError:
+            raise ContactNotFound(f"contact {contact_id} is not on this account") from None
+
+    # -- ownership and classification -------------------------------------------
+
+    class AccountManagerAssigned(Aggregate.Event):
+        """Ownership changes are history: the previous manager is kept."""
+
+        manager: str
+        previous_manager: str | None
+        reason: str
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.manager = self.manager
+
+    def assign_manager(self, *, manager: str, reason: str = "") -> None:
+        manager = required_text("manager", manager)
+        if manager == self.manager:
+            raise UnchangedValue(f"{manager} already manages this account")
+        self.trigger_event(
+            self.AccountManagerAssigned,
+            manager=manager,
+            previous_manager=self.manager,
+            reason=bounded_text("reason", reason, MAX_TEXT),
+        )
+
+    class ClassificationChanged(Aggregate.Event):
+        classification: Classification
+        previous: Classification | None
+        reason: str
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.classification = Classification(self.classification)
+
+    def change_classification(
+        self, *, classification: Classification, reason: str = ""
+    ) -> None:
+        classification = Classification(classification)
+        if classification is self.classification:
+            raise UnchangedValue(f"the account is already class {classification}")
+        self.trigger_event(
+            self.ClassificationChanged,
+            classification=classification,
+            previous=self.classification,
+            reason=bounded_text("reason", reason, MAX_TEXT),
+        )
+
+    class RelationshipTypeChanged(Aggregate.Event):
+        relationship_type: RelationshipType
+        previous: RelationshipType | None
+        reason: str
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.relationship_type = RelationshipType(self.relationship_type)
+
+    def change_relationship_type(
+        self, *, relationship_type: RelationshipType, reason: str = ""
+    ) -> None:
+        relationship_type = RelationshipType(relationship_type)
+        if relationship_type is self.relationship_type:
+            raise UnchangedValue(f"the account is already served as {relationship_type}")
+        self.trigger_event(
+            self.RelationshipTypeChanged,
+            relationship_type=relationship_type,
+            previous=self.relationship_type,
+            reason=bounded_text("reason", reason, MAX_TEXT),
+        )
+
+    # -- tier and stage ---------------------------------------------------------
+
+    class TierChanged(Aggregate.Event):
+        tier: Tier
+        previous: Tier
+        reason: str
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.tier = Tier(self.tier)
+
+    def change_tier(self, *, tier: Tier, reason: str) -> None:
+        """Any direction is allowed; a relationship may deepen or be scaled back."""
+        tier = Tier(tier)
+        if tier is self.tier:
+            raise UnchangedValue(f"the account is already at tier {tier}")
+        self.trigger_event(
+            self.TierChanged, tier=tier, previous=self.tier, reason=_reason(reason)
+        )
+
+    class StageChanged(Aggregate.Event):
+        stage: Stage
+        previous: Stage
+        reason: str
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.stage = Stage(self.stage)
+
+    def change_stage(self, *, stage: Stage, reason: str = "") -> None:
+        stage = Stage(stage)
+        if not stage_transition_allowed(self.stage, stage):
+            raise StageTransitionNotAllowed(
+                f"an account cannot move from {self.stage} to {stage}"
+            )
+        self.trigger_event(
+            self.StageChanged,
+            stage=stage,
+            previous=self.stage,
+            reason=bounded_text("reason", reason, MAX_TEXT),
+        )
+
+    # -- interactions -----------------------------------------------------------
+
+    class InteractionLogged(Aggregate.Event):
+        interaction_id: UUID
+        channel: Channel
+        direction: Direction
+        occurred_at: datetime
+        participants: tuple[str, ...]
+        summary: str
+        outcome: str
+        effort_minutes: int
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.interactions[self.interaction_id] = InteractionRecord(
+                channel=Channel(self.channel), confirmed=False
+            )
+
+    def log_interaction(
+        self,
+        *,
+        interaction_id: UUID,
+        channel: Channel,
+        direction: Direction,
+        occurred_at: datetime,
+        participants: tuple[str, ...] = (),
+        summary: str = "",
+        outcome: str = "",
+        effort_minutes: int = 0,
+    ) -> None:
+        if interaction_id in self.interactions:
+            raise InvalidValue("interactionId", f"interaction {interaction_id} exists")
+        if not 0 <= effort_minutes <= MAX_EFFORT_MINUTES:
+            raise InvalidValue(
+                "effortMinutes", f"effort must be 0 to {MAX_EFFORT_MINUTES} minutes"
+            )
+        self.trigger_event(
+            self.InteractionLogged,
+            interaction_id=interaction_id,
+            channel=Channel(channel),
+            direction=Direction(direction),
+            occurred_at=_not_future("occurredAt", occurred_at),
+            participants=tuple(required_text("participants", p, 200) for p in participants),
+            summary=bounded_text("summary", summary, MAX_TEXT),
+            outcome=bounded_text("outcome", outcome, MAX_TEXT),
+            effort_minutes=effort_minutes,
+        )
+
+    class WrittenConfirmationRecorded(Aggregate.Event):
+        """The content and next steps of an oral conversation, put in writing."""
+
+        interaction_id: UUID
+        confirmed_at: datetime
+        channel: Channel
+        note: str
+
+        def apply(self, aggregate: Account) -> None:
+            record = aggregate.interactions[self.interaction_id]
+            aggregate.interactions[self.interaction_id] = replace(record, confirmed=True)
+
+    def record_written_confirmation(
+        self,
+        *,
+        interaction_id: UUID,
+        confirmed_at: datetime,
+        channel: Channel = Channel.EMAIL,
+        note: str = "",
+    ) -> None:
+        try:
+            record = self.interactions[interaction_id]
+        except KeyError:
+            raise InteractionNotFound(
+                f"interaction {interaction_id} is not on this account"
+            ) from None
+        if not record.channel.is_oral:
+            raise ConfirmationNotApplicable(
+                f"a {record.channel} is already in writing; only calls, meetings, "
+                "visits and video calls are confirmed"
+            )
+        if record.confirmed:
+            raise AlreadyConfirmed(f"interaction {interaction_id} is already confirmed")
+        channel = Channel(channel)
+        if channel.is_oral:
+            raise InvalidValue("channel", "a written confirmation cannot be oral")
+        self.trigger_event(
+            self.WrittenConfirmationRecorded,
+            interaction_id=interaction_id,
+            confirmed_at=_not_future("confirmedAt", confirmed_at),
+            channel=channel,
+            note=bounded_text("note", note, MAX_TEXT),
+        )
+
+    @property
+    def unconfirmed_oral_interactions(self) -> int:
+        return sum(
+            1 for r in self.interactions.values() if r.channel.is_oral and not r.confirmed
+        )
+
+
+_CONTACT_FIELDS = (
+    "name",
+    "role",
+    "influence",
+    "email",
+    "phone",
+    "birthday",
+    "preferences",
+)
+
+
+def _not_future(field: str, moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise InvalidValue(field, f"{field} needs a time zone")
+    if moment > _now() + FUTURE_SLACK:
+        raise InvalidValue(field, f"{field} is in the future")
+    return moment
+
+
+def _past_date(field: str, day: date | None) -> date | None:
+    if day is not None and day > _now().date():
+        raise InvalidValue(field, f"{field} is in the future")
+    return day

@@ -1,0 +1,379 @@
+"""The application service: one method per command, each get → command → save."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+
+from domain.account import Account
+from domain.errors import AccountAlreadyExists, AccountNotFound, ConcurrencyConflict
+from domain.values import (
+    AccountKind,
+    Address,
+    Channel,
+    Classification,
+    ContactChannel,
+    ContactChannelKind,
+    Direction,
+    Influence,
+    RelationshipType,
+    Stage,
+    Tier,
+)
+
+# Without an expected version, a command that lost a race is re-run on the
+# fresh state (its rules checked again) this many times before giving up.
+CONFLICT_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class CommandMeta:
+    """Who issued a command and why; stored beside every event it produces."""
+
+    actor: str
+    command_id: UUID = field(default_factory=uuid4)
+    correlation_id: UUID = field(default_factory=uuid4)
+    causation_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a client needs after a command: where the account now stands."""
+
+    account_id: UUID
+    version: int
+    position: int
+    created_id: UUID | None = None
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class AddressAsDict(Transcoding):
+    type = Address
+    name = "address"
+
+    def encode(self, obj: Address) -> dict[str, str]:
+        return {
+            "street": obj.street,
+            "city": obj.city,
+            "postal_code": obj.postal_code,
+            "country": obj.country,
+        }
+
+    def decode(self, data: dict[str, str]) -> Address:
+        return Address(**data)
+
+
+class ContactChannelAsDict(Transcoding):
+    type = ContactChannel
+    name = "contact_channel"
+
+    def encode(self, obj: ContactChannel) -> dict[str, str]:
+        return {"kind": str(obj.kind), "value": obj.value}
+
+    def decode(self, data: dict[str, str]) -> ContactChannel:
+        return ContactChannel(kind=ContactChannelKind(data["kind"]), value=data["value"])
+
+
+class Accounts(Application[UUID]):
+    """The customer file. Its events table is ``rapport_events``."""
+
+    name = "rapport"
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+        transcoder.register(AddressAsDict())
+        transcoder.register(ContactChannelAsDict())
+
+    def open_account(
+        self,
+        meta: CommandMeta,
+        *,
+        account_id: UUID | None = None,
+        name: str,
+        kind: AccountKind,
+        business_category: str = "",
+        address: Address | None = None,
+        channels: tuple[ContactChannel, ...] = (),
+    ) -> Outcome:
+        account = Account.open(
+            account_id=account_id,
+            name=name,
+            kind=kind,
+            business_category=business_category,
+            address=address,
+            channels=channels,
+        )
+        try:
+            return self._save(account, meta)
+        except IntegrityError:
+            raise AccountAlreadyExists(account.id) from None
+
+    def get_account(self, account_id: UUID, version: int | None = None) -> Account:
+        try:
+            account: object = self.repository.get(account_id, version=version)
+        except AggregateNotFoundError:
+            raise AccountNotFound(account_id) from None
+        assert isinstance(account, Account)  # noqa: S101 - the only aggregate here
+        return account
+
+    def update_profile(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        expected_version: int | None = None,
+        **changes: Any,
+    ) -> Outcome:
+        return self._change(
+            meta, account_id, expected_version, lambda a: a.update_profile(**changes)
+        )
+
+    def add_contact(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        expected_version: int | None = None,
+        contact_id: UUID | None = None,
+        **contact: Any,
+    ) -> Outcome:
+        contact_id = contact_id or uuid4()
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.add_contact(contact_id=contact_id, **contact),
+            created_id=contact_id,
+        )
+
+    def update_contact(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        contact_id: UUID,
+        expected_version: int | None = None,
+        *,
+        name: str | None = None,
+        role: str | None = None,
+        influence: Influence | None = None,
+        email: str | None = None,
+        phone: str | None = None,
+        birthday: date | None = None,
+        preferences: str | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.update_contact(
+                contact_id=contact_id,
+                name=name,
+                role=role,
+                influence=influence,
+                email=email,
+                phone=phone,
+                birthday=birthday,
+                preferences=preferences,
+            ),
+        )
+
+    def remove_contact(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        contact_id: UUID,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.remove_contact(contact_id=contact_id, reason=reason),
+        )
+
+    def assign_manager(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        manager: str,
+        reason: str = "",
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.assign_manager(manager=manager, reason=reason),
+        )
+
+    def change_classification(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        classification: Classification,
+        reason: str = "",
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.change_classification(classification=classification, reason=reason),
+        )
+
+    def change_relationship_type(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        relationship_type: RelationshipType,
+        reason: str = "",
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.change_relationship_type(
+                relationship_type=relationship_type, reason=reason
+            ),
+        )
+
+    def change_tier(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        tier: Tier,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.change_tier(tier=tier, reason=reason),
+        )
+
+    def change_stage(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        stage: Stage,
+        reason: str = "",
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.change_stage(stage=stage, reason=reason),
+        )
+
+    def log_interaction(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        *,
+        channel: Channel,
+        direction: Direction,
+        occurred_at: datetime,
+        participants: tuple[str, ...] = (),
+        summary: str = "",
+        outcome: str = "",
+        effort_minutes: int = 0,
+        expected_version: int | None = None,
+        interaction_id: UUID | None = None,
+    ) -> Outcome:
+        interaction_id = interaction_id or uuid4()
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.log_interaction(
+                interaction_id=interaction_id,
+                channel=channel,
+                direction=direction,
+                occurred_at=occurred_at,
+                participants=participants,
+                summary=summary,
+                outcome=outcome,
+                effort_minutes=effort_minutes,
+            ),
+            created_id=interaction_id,
+        )
+
+    def record_written_confirmation(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        interaction_id: UUID,
+        *,
+        confirmed_at: datetime,
+        channel: Channel = Channel.EMAIL,
+        note: str = "",
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.record_written_confirmation(
+                interaction_id=interaction_id,
+                confirmed_at=confirmed_at,
+                channel=channel,
+                note=note,
+            ),
+        )
+
+    def _change(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        expected_version: int | None,
+        command: Callable[[Account], None],
+        created_id: UUID | None = None,
+    ) -> Outcome:
+        """Run a command on the current state; a lost race is never a lost update.
+
+        With an expected version the caller decides: a mismatch, or a writer
+        that got in first, is a ConcurrencyConflict. Without one the command is
+        re-run on the fresh state, its rules checked again.
+        """
+        for attempt in range(CONFLICT_RETRIES + 1):
+            account = self.get_account(account_id)
+            if expected_version is not None and account.version != expected_version:
+                raise ConcurrencyConflict(expected_version, account.version)
+            command(account)
+            try:
+                return self._save(account, meta, created_id)
+            except IntegrityError:
+                if expected_version is not None or attempt == CONFLICT_RETRIES:
+                    latest = self.get_account(account_id).version
+                    raise ConcurrencyConflict(expected_version, latest) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _save(
+        self, account: Account, meta: CommandMeta, created_id: UUID | None = None
+    ) -> Outcome:
+        recordings = self.save(account, meta=meta)
+        return Outcome(
+            account_id=account.id,
+            version=account.version,
+            position=recordings[-1].notification.id,
+            created_id=created_id,
+        )

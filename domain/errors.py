@@ -1,0 +1,77 @@
+"""Named domain errors: every refused command raises one of these."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every rule the domain enforces. ``code`` is stable for clients."""
+
+    code = "DOMAIN_ERROR"
+
+
+class InvalidValue(DomainError):
+    """A command argument is malformed (empty name, negative effort, ...)."""
+
+    code = "INVALID_VALUE"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class AccountNotFound(DomainError):
+    code = "ACCOUNT_NOT_FOUND"
+
+    def __init__(self, account_id: object) -> None:
+        super().__init__(f"account {account_id} does not exist")
+        self.account_id = account_id
+
+
+class AccountAlreadyExists(DomainError):
+    code = "ACCOUNT_ALREADY_EXISTS"
+
+    def __init__(self, account_id: object) -> None:
+        super().__init__(f"account {account_id} already exists")
+        self.account_id = account_id
+
+
+class ConcurrencyConflict(DomainError):
+    """The account changed since the version the caller based its command on."""
+
+    code = "CONCURRENCY_CONFLICT"
+
+    def __init__(self, expected_version: int | None, actual_version: int) -> None:
+        super().__init__(
+            f"account is at version {actual_version}, "
+            f"the command expected version {expected_version}"
+        )
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+
+
+class ContactNotFound(DomainError):
+    code = "CONTACT_NOT_FOUND"
+
+
+class InteractionNotFound(DomainError):
+    code = "INTERACTION_NOT_FOUND"
+
+
+class StageTransitionNotAllowed(DomainError):
+    code = "STAGE_TRANSITION_NOT_ALLOWED"
+
+
+class UnchangedValue(DomainError):
+    """A change command that would not change anything (tier to the same tier)."""
+
+    code = "UNCHANGED_VALUE"
+
+
+class ConfirmationNotApplicable(DomainError):
+    """Written confirmation recorded for a non-oral interaction."""
+
+    code = "CONFIRMATION_NOT_APPLICABLE"
+
+
+class AlreadyConfirmed(DomainError):
+    code = "ALREADY_CONFIRMED"

@@ -1,0 +1,155 @@
+"""Value objects and the vocabularies of the relationship domain."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from domain.errors import InvalidValue
+
+
+class AccountKind(StrEnum):
+    ORGANIZATION = "organization"
+    INDIVIDUAL = "individual"
+    GROUP = "group"
+
+
+class Tier(StrEnum):
+    """Depth of the relationship, lowest first. No tier is "better"."""
+
+    TRANSACTIONAL = "transactional"
+    PREFERRED_SUPPLIER = "preferred_supplier"
+    PARTNER = "partner"
+    STRATEGIC_ALLIANCE = "strategic_alliance"
+
+
+class Stage(StrEnum):
+    EXPLORATION = "exploration"
+    AWARENESS = "awareness"
+    EXPANSION = "expansion"
+    COMMITMENT = "commitment"
+    DISSOLUTION = "dissolution"
+
+
+_FORWARD = {
+    Stage.EXPLORATION: Stage.AWARENESS,
+    Stage.AWARENESS: Stage.EXPANSION,
+    Stage.EXPANSION: Stage.COMMITMENT,
+}
+
+
+def stage_transition_allowed(current: Stage, target: Stage) -> bool:
+    """One step forward, dissolution from anywhere, reopening to exploration."""
+    if current is Stage.DISSOLUTION:
+        return target is Stage.EXPLORATION
+    return target is Stage.DISSOLUTION or _FORWARD.get(current) is target
+
+
+class RelationshipType(StrEnum):
+    TRANSACTIONAL = "transactional"
+    LONG_TERM = "long_term"
+    PERSONAL_ASSISTANCE = "personal_assistance"
+    DEDICATED_PERSONAL_ASSISTANCE = "dedicated_personal_assistance"
+    SELF_SERVICE = "self_service"
+    AUTOMATED_SERVICE = "automated_service"
+    COMMUNITY = "community"
+
+
+class Classification(StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+
+
+class Influence(StrEnum):
+    DECISION_MAKER = "decision_maker"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class Channel(StrEnum):
+    CALL = "call"
+    EMAIL = "email"
+    MEETING = "meeting"
+    VISIT = "visit"
+    VIDEO = "video"
+    CHAT = "chat"
+    LETTER = "letter"
+    EVENT = "event"
+    GIFT = "gift"
+    GREETING = "greeting"
+    SURVEY = "survey"
+
+    @property
+    def is_oral(self) -> bool:
+        """Oral conversations must be confirmed in writing afterwards."""
+        return self in ORAL_CHANNELS
+
+
+ORAL_CHANNELS = frozenset({Channel.CALL, Channel.MEETING, Channel.VISIT, Channel.VIDEO})
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class ContactChannelKind(StrEnum):
+    PHONE = "phone"
+    EMAIL = "email"
+    WEB = "web"
+    CHAT = "chat"
+    POST = "post"
+
+
+@dataclass(frozen=True)
+class Address:
+    street: str = ""
+    city: str = ""
+    postal_code: str = ""
+    country: str = ""
+
+
+@dataclass(frozen=True)
+class ContactChannel:
+    """A way to reach the account as a whole (switchboard, shared inbox, site)."""
+
+    kind: ContactChannelKind
+    value: str
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
+MAX_EMAIL_LENGTH = 254
+MIN_PHONE_DIGITS = 5
+
+
+def required_text(field: str, value: str, max_length: int = 200) -> str:
+    text = value.strip()
+    if not text:
+        raise InvalidValue(field, f"{field} must not be empty")
+    return bounded_text(field, text, max_length)
+
+
+def bounded_text(field: str, value: str, max_length: int) -> str:
+    if len(value) > max_length:
+        raise InvalidValue(field, f"{field} is longer than {max_length} characters")
+    return value
+
+
+def email_address(field: str, value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not _EMAIL.match(value) or len(value) > MAX_EMAIL_LENGTH:
+        raise InvalidValue(field, f"{field} is not an e-mail address: {value!r}")
+    return value
+
+
+def phone_number(field: str, value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not _PHONE.match(value) or sum(c.isdigit() for c in value) < MIN_PHONE_DIGITS:
+        raise InvalidValue(field, f"{field} is not a phone number: {value!r}")
+    return value
