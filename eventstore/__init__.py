@@ -1,0 +1,1 @@
+"""Where events live: the PostgreSQL connection, the events table and its guarantees."""

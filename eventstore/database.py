@@ -1,0 +1,65 @@
+"""One setting, DATABASE_URL; without it an embedded PostgreSQL is started."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict
+
+log = logging.getLogger("rapport")
+
+DEFAULT_DATA_DIR = Path(".rapport") / "pgdata"
+
+# Servers started by this process; referenced so they live as long as it does.
+_embedded: dict[Path, Any] = {}
+
+
+def start_embedded(data_dir: Path, *, keep: bool = True) -> str:
+    """Start (or join) PostgreSQL 16 from the pgserver wheel; return its URL.
+
+    With ``keep`` the data stays in ``data_dir`` across restarts; without it
+    the directory is removed when this process ends (test runs).
+    """
+    import pgserver  # noqa: PLC0415 - only needed when no DATABASE_URL is set
+
+    data_dir = data_dir.resolve()
+    if data_dir not in _embedded:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        _embedded[data_dir] = pgserver.get_server(
+            data_dir, cleanup_mode="stop" if keep else "delete"
+        )
+    url: str = _embedded[data_dir].get_uri()
+    return url
+
+
+def resolve_database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if url:
+        return url
+    data_dir = Path(os.environ.get("RAPPORT_DATA_DIR", str(DEFAULT_DATA_DIR)))
+    url = start_embedded(data_dir)
+    log.warning(
+        "DATABASE_URL is not set: using an embedded PostgreSQL with its data in %s",
+        data_dir.resolve(),
+    )
+    return url
+
+
+def eventsourcing_env(url: str) -> dict[str, str]:
+    """The eventsourcing settings that point the application at ``url``."""
+    info = conninfo_to_dict(url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": "eventstore.recorder:RapportRecorder",
+        "POSTGRES_DBNAME": str(info.get("dbname") or "postgres"),
+        "POSTGRES_HOST": str(info.get("host") or "localhost"),
+        "POSTGRES_PORT": str(info.get("port") or "5432"),
+        "POSTGRES_USER": str(info.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(info.get("password") or ""),
+        "POSTGRES_POOL_SIZE": os.environ.get("RAPPORT_POOL_SIZE", "5"),
+        "POSTGRES_MAX_OVERFLOW": os.environ.get("RAPPORT_POOL_OVERFLOW", "10"),
+        "POSTGRES_LOCK_TIMEOUT": "10",
+    }

@@ -1,0 +1,165 @@
+"""The events table: eventsourcing's PostgreSQL recorder plus what auditors need.
+
+Every row also carries, as plain columns: event_id, occurred_at (domain time,
+the event's own timestamp), recorded_at (database time), actor, correlation_id,
+causation_id and command_id. A trigger makes the table append-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+# Event ids are derived from (account, version): stable across export/import.
+EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://rapport.invalid/events")
+
+SYSTEM_ACTOR = "system"
+
+
+def event_id(originator_id: UUID | str, originator_version: int) -> UUID:
+    return uuid5(EVENT_ID_NAMESPACE, f"{originator_id}/{originator_version}")
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """A stored event with its position and audit metadata."""
+
+    position: int
+    stored: StoredEvent
+    event_id: UUID
+    occurred_at: datetime
+    recorded_at: datetime
+    actor: str
+    correlation_id: UUID | None
+    causation_id: UUID | None
+    command_id: UUID | None
+
+
+class RapportRecorder(PostgresApplicationRecorder):
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        names = {
+            "schema": Identifier(datastore.schema),
+            "table": Identifier(events_table_name),
+            "guard": Identifier(f"{events_table_name}_append_only"),
+            "no_change": Identifier(f"{events_table_name}_no_update_delete"),
+            "no_truncate": Identifier(f"{events_table_name}_no_truncate"),
+            "event_id_index": Identifier(f"{events_table_name}_event_id_idx"),
+            "recorded_at_index": Identifier(f"{events_table_name}_recorded_at_idx"),
+        }
+        self.table = SQL("{schema}.{table}").format(**names)
+        self.sql_create_statements.extend(
+            SQL(statement).format(**names)
+            for statement in (
+                "ALTER TABLE {schema}.{table}"
+                " ADD COLUMN IF NOT EXISTS event_id uuid,"
+                " ADD COLUMN IF NOT EXISTS occurred_at timestamptz,"
+                " ADD COLUMN IF NOT EXISTS recorded_at timestamptz"
+                "   NOT NULL DEFAULT clock_timestamp(),"
+                " ADD COLUMN IF NOT EXISTS actor text NOT NULL DEFAULT 'system',"
+                " ADD COLUMN IF NOT EXISTS correlation_id uuid,"
+                " ADD COLUMN IF NOT EXISTS causation_id uuid,"
+                " ADD COLUMN IF NOT EXISTS command_id uuid",
+                "CREATE UNIQUE INDEX IF NOT EXISTS {event_id_index}"
+                " ON {schema}.{table} (event_id)",
+                "CREATE INDEX IF NOT EXISTS {recorded_at_index}"
+                " ON {schema}.{table} (recorded_at)",
+                "CREATE OR REPLACE FUNCTION {schema}.{guard}() RETURNS trigger"
+                " LANGUAGE plpgsql AS $$ BEGIN"
+                " RAISE EXCEPTION 'events are immutable: % on % is not allowed',"
+                " TG_OP, TG_TABLE_NAME USING ERRCODE = 'restrict_violation';"
+                " END $$",
+                "CREATE OR REPLACE TRIGGER {no_change}"
+                " BEFORE UPDATE OR DELETE ON {schema}.{table}"
+                " FOR EACH ROW EXECUTE FUNCTION {schema}.{guard}()",
+                "CREATE OR REPLACE TRIGGER {no_truncate}"
+                " BEFORE TRUNCATE ON {schema}.{table}"
+                " FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{guard}()",
+            )
+        )
+        self.insert_with_metadata = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic,"
+            " state, event_id, occurred_at, actor, correlation_id, causation_id,"
+            " command_id)"
+            " SELECT e.originator_id, e.originator_version, e.topic, e.state,"
+            " e.event_id,"
+            " (convert_from(e.state, 'UTF8')::jsonb #>> '{{timestamp,_data_}}')"
+            "::timestamptz,"
+            " %(actor)s, %(correlation_id)s, %(causation_id)s, %(command_id)s"
+            " FROM unnest(%(originator_ids)s::uuid[], %(versions)s::bigint[],"
+            " %(topics)s::text[], %(states)s::bytea[], %(event_ids)s::uuid[])"
+            " AS e(originator_id, originator_version, topic, state, event_id)"
+            " RETURNING notification_id"
+        ).format(**names)
+        self.select_recorded = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state,"
+            " event_id, occurred_at, recorded_at, actor, correlation_id,"
+            " causation_id, command_id FROM {schema}.{table}"
+            " WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        ).format(**names)
+
+    def _create_table(self, curs: Cursor[DictRow]) -> None:
+        # Start-up of the API and the projection runner may race to migrate.
+        curs.execute(SQL("SELECT pg_advisory_xact_lock(hashtext('rapport-migrate'))"))
+        super()._create_table(curs)
+
+    def _insert_stored_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> None:
+        meta = kwargs.get("meta")
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self.insert_with_metadata,
+            {
+                "originator_ids": [e.originator_id for e in stored_events],
+                "versions": [e.originator_version for e in stored_events],
+                "topics": [e.topic for e in stored_events],
+                "states": [e.state for e in stored_events],
+                "event_ids": [
+                    event_id(e.originator_id, e.originator_version) for e in stored_events
+                ],
+                "actor": getattr(meta, "actor", SYSTEM_ACTOR),
+                "correlation_id": getattr(meta, "correlation_id", None),
+                "causation_id": getattr(meta, "causation_id", None),
+                "command_id": getattr(meta, "command_id", None),
+            },
+        )
+
+    def read_after(self, position: int, limit: int) -> list[RecordedEvent]:
+        """Events after ``position`` in commit order, with their metadata."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_recorded, (position, limit), prepare=True)
+            return [
+                RecordedEvent(
+                    position=row["notification_id"],
+                    stored=StoredEvent(
+                        originator_id=row["originator_id"],
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=bytes(row["state"]),
+                    ),
+                    event_id=row["event_id"],
+                    occurred_at=row["occurred_at"],
+                    recorded_at=row["recorded_at"],
+                    actor=row["actor"],
+                    correlation_id=row["correlation_id"],
+                    causation_id=row["causation_id"],
+                    command_id=row["command_id"],
+                )
+                for row in curs.fetchall()
+            ]
