@@ -1,0 +1,228 @@
+"""``account_view``: the current state of every account, one row each."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from eventsourcing.dispatch import singledispatchmethod
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from domain.account import Account
+from domain.values import Address, Channel, ContactChannel
+from eventstore.recorder import RecordedEvent
+from projections.base import View
+
+
+def address_json(address: Address) -> Jsonb:
+    return Jsonb(asdict(address))
+
+
+def channels_json(channels: tuple[ContactChannel, ...]) -> Jsonb:
+    return Jsonb([{"kind": str(c.kind), "value": c.value} for c in channels])
+
+
+def contact_json(event: Account.ContactAdded | Account.ContactUpdated) -> dict[str, Any]:
+    fields = ("name", "role", "influence", "email", "phone", "preferences")
+    card: dict[str, Any] = {"contact_id": str(event.contact_id)}
+    card.update({f: getattr(event, f) for f in fields if getattr(event, f) is not None})
+    if event.birthday is not None:
+        card["birthday"] = event.birthday.isoformat()
+    return card
+
+
+class AccountView(View):
+    name = "account_view"
+    tables = ("account_view",)
+    ddl = (
+        """CREATE TABLE IF NOT EXISTS account_view (
+            account_id uuid PRIMARY KEY,
+            name text NOT NULL,
+            kind text NOT NULL,
+            business_category text NOT NULL,
+            address jsonb NOT NULL,
+            channels jsonb NOT NULL,
+            tier text NOT NULL,
+            stage text NOT NULL,
+            relationship_type text,
+            classification text,
+            manager text,
+            contacts jsonb NOT NULL DEFAULT '{}',
+            interaction_count integer NOT NULL DEFAULT 0,
+            last_interaction_at timestamptz,
+            pending_confirmations integer NOT NULL DEFAULT 0,
+            opened_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            version bigint NOT NULL,
+            position bigint NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS account_view_name_idx"
+        " ON account_view (name, account_id)",
+        "CREATE INDEX IF NOT EXISTS account_view_tier_idx"
+        " ON account_view (tier, name, account_id)",
+        "CREATE INDEX IF NOT EXISTS account_view_stage_idx"
+        " ON account_view (stage, name, account_id)",
+        "CREATE INDEX IF NOT EXISTS account_view_manager_idx"
+        " ON account_view (manager, name, account_id)",
+    )
+
+    @staticmethod
+    def _touch(
+        cur: Cursor[DictRow], recorded: RecordedEvent, assignments: str, **params: Any
+    ) -> None:
+        """Update the account's row, stamping its version and position."""
+        cur.execute(
+            f"UPDATE account_view SET {assignments}, updated_at = %(at)s,"  # noqa: S608 - assignments are literals of this module
+            " version = %(version)s, position = %(position)s"
+            " WHERE account_id = %(account_id)s",
+            {
+                "account_id": recorded.stored.originator_id,
+                "at": recorded.occurred_at,
+                "version": recorded.stored.originator_version,
+                "position": recorded.position,
+                **params,
+            },
+        )
+
+    @singledispatchmethod
+    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
+        """Events that do not change the account's current view."""
+
+    @apply.register
+    def _(
+        self, event: Account.AccountOpened, cur: Cursor[DictRow], recorded: RecordedEvent
+    ) -> None:
+        cur.execute(
+            "INSERT INTO account_view (account_id, name, kind, business_category,"
+            " address, channels, tier, stage, opened_at, updated_at, version, position)"
+            " VALUES (%s, %s, %s, %s, %s, %s, 'transactional', 'exploration',"
+            " %s, %s, %s, %s)",
+            (
+                event.originator_id,
+                event.name,
+                event.kind,
+                event.business_category,
+                address_json(event.address),
+                channels_json(event.channels),
+                event.timestamp,
+                event.timestamp,
+                event.originator_version,
+                recorded.position,
+            ),
+        )
+
+    @apply.register
+    def _(
+        self, event: Account.ProfileUpdated, cur: Cursor[DictRow], recorded: RecordedEvent
+    ) -> None:
+        self._touch(
+            cur,
+            recorded,
+            "name = coalesce(%(name)s, name),"
+            " business_category = coalesce(%(category)s, business_category),"
+            " address = coalesce(%(address)s, address),"
+            " channels = coalesce(%(channels)s, channels)",
+            name=event.name,
+            category=event.business_category,
+            address=None if event.address is None else address_json(event.address),
+            channels=None if event.channels is None else channels_json(event.channels),
+        )
+
+    @apply.register
+    def _(
+        self, event: Account.ContactAdded, cur: Cursor[DictRow], recorded: RecordedEvent
+    ) -> None:
+        self._touch(
+            cur,
+            recorded,
+            "contacts = contacts || jsonb_build_object(%(id)s::text, %(card)s::jsonb)",
+            id=event.contact_id,
+            card=Jsonb(contact_json(event)),
+        )
+
+    @apply.register
+    def _(
+        self, event: Account.ContactUpdated, cur: Cursor[DictRow], recorded: RecordedEvent
+    ) -> None:
+        self._touch(
+            cur,
+            recorded,
+            "contacts = jsonb_set(contacts, ARRAY[%(id)s::text],"
+            " (contacts -> %(id)s::text) || %(card)s::jsonb)",
+            id=event.contact_id,
+            card=Jsonb(contact_json(event)),
+        )
+
+    @apply.register
+    def _(
+        self, event: Account.ContactRemoved, cur: Cursor[DictRow], recorded: RecordedEvent
+    ) -> None:
+        self._touch(
+            cur, recorded, "contacts = contacts - %(id)s::text", id=event.contact_id
+        )
+
+    @apply.register
+    def _(
+        self,
+        event: Account.AccountManagerAssigned,
+        cur: Cursor[DictRow],
+        recorded: RecordedEvent,
+    ) -> None:
+        self._touch(cur, recorded, "manager = %(manager)s", manager=event.manager)
+
+    @apply.register
+    def _(
+        self,
+        event: Account.ClassificationChanged,
+        cur: Cursor[DictRow],
+        recorded: RecordedEvent,
+    ) -> None:
+        self._touch(cur, recorded, "classification = %(c)s", c=event.classification)
+
+    @apply.register
+    def _(
+        self,
+        event: Account.RelationshipTypeChanged,
+        cur: Cursor[DictRow],
+        recorded: RecordedEvent,
+    ) -> None:
+        self._touch(cur, recorded, "relationship_type = %(t)s", t=event.relationship_type)
+
+    @apply.register
+    def _(
+        self, event: Account.TierChanged, cur: Cursor[DictRow], recorded: RecordedEvent
+    ) -> None:
+        self._touch(cur, recorded, "tier = %(tier)s", tier=event.tier)
+
+    @apply.register
+    def _(
+        self, event: Account.StageChanged, cur: Cursor[DictRow], recorded: RecordedEvent
+    ) -> None:
+        self._touch(cur, recorded, "stage = %(stage)s", stage=event.stage)
+
+    @apply.register
+    def _(
+        self,
+        event: Account.InteractionLogged,
+        cur: Cursor[DictRow],
+        recorded: RecordedEvent,
+    ) -> None:
+        self._touch(
+            cur,
+            recorded,
+            "interaction_count = interaction_count + 1,"
+            " last_interaction_at = greatest(last_interaction_at, %(occurred)s),"
+            " pending_confirmations = pending_confirmations + %(oral)s",
+            occurred=event.occurred_at,
+            oral=1 if Channel(event.channel).is_oral else 0,
+        )
+
+    @apply.register
+    def _(
+        self,
+        event: Account.WrittenConfirmationRecorded,
+        cur: Cursor[DictRow],
+        recorded: RecordedEvent,
+    ) -> None:
+        self._touch(cur, recorded, "pending_confirmations = pending_confirmations - 1")

@@ -1,0 +1,201 @@
+"""``stage_history``, ``tier_history`` and ``manager_history``: one row per period.
+
+A period starts when the account enters a value (a stage, a tier, a manager)
+and ends when it enters the next one. The ``*_durations`` views add per account
+and value the first and last time it was entered and the cumulative time
+spent, re-entries included, so "how long do accounts stay in expansion?" is
+one query.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from eventsourcing.dispatch import singledispatchmethod
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from domain.account import Account
+from domain.values import Stage, Tier
+from eventstore.recorder import RecordedEvent
+from projections.base import View
+
+
+def _period_ddl(table: str, durations: str | None) -> tuple[str, ...]:
+    statements = (
+        f"""CREATE TABLE IF NOT EXISTS {table} (
+            account_id uuid NOT NULL,
+            period integer NOT NULL,
+            value text NOT NULL,
+            previous text,
+            entered_at timestamptz NOT NULL,
+            left_at timestamptz,
+            duration interval GENERATED ALWAYS AS (left_at - entered_at) STORED,
+            reason text NOT NULL,
+            actor text NOT NULL,
+            position bigint NOT NULL,
+            PRIMARY KEY (account_id, period))""",
+        f"CREATE INDEX IF NOT EXISTS {table}_value_idx ON {table} (value, entered_at)",
+    )
+    if durations is None:
+        return statements
+    return (
+        *statements,
+        f"""CREATE OR REPLACE VIEW {durations} AS
+            SELECT account_id, value,
+                   count(*) AS times_entered,
+                   min(entered_at) AS first_entered_at,
+                   max(entered_at) AS last_entered_at,
+                   sum(coalesce(left_at, now()) - entered_at) AS time_spent,
+                   bool_or(left_at IS NULL) AS is_current
+            FROM {table} GROUP BY account_id, value""",  # noqa: S608 - names are constants
+    )
+
+
+class PeriodHistory(View):
+    """Periods of one dimension of the account; subclasses say which events move it."""
+
+    table: ClassVar[str]
+
+    def enter(
+        self,
+        cur: Cursor[DictRow],
+        recorded: RecordedEvent,
+        *,
+        value: str,
+        previous: str | None,
+        reason: str,
+        at: datetime,
+    ) -> None:
+        """Close the open period (if any) and open the next one, at ``at``."""
+        table = Identifier(self.table)
+        account_id = recorded.stored.originator_id
+        cur.execute(
+            SQL(
+                "UPDATE {} SET left_at = %s WHERE account_id = %s AND left_at IS NULL"
+            ).format(table),
+            (at, account_id),
+        )
+        cur.execute(
+            SQL(
+                "INSERT INTO {0} (account_id, period, value, previous, entered_at,"
+                " reason, actor, position)"
+                " SELECT %s, coalesce(max(period), 0) + 1, %s, %s, %s, %s, %s, %s"
+                " FROM {0} WHERE account_id = %s"
+            ).format(table),
+            (
+                account_id,
+                value,
+                previous,
+                at,
+                reason,
+                recorded.actor,
+                recorded.position,
+                account_id,
+            ),
+        )
+
+
+class StageHistory(PeriodHistory):
+    name = "stage_history"
+    table = "stage_history"
+    tables = (table,)
+    ddl = _period_ddl(table, "stage_durations")
+
+    @singledispatchmethod
+    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
+        """Events that do not move the stage."""
+
+    @apply.register
+    def _(
+        self, event: Account.AccountOpened, cur: Cursor[DictRow], recorded: RecordedEvent
+    ) -> None:
+        self.enter(
+            cur,
+            recorded,
+            value=Stage.EXPLORATION,
+            previous=None,
+            reason="account opened",
+            at=event.timestamp,
+        )
+
+    @apply.register
+    def _(
+        self, event: Account.StageChanged, cur: Cursor[DictRow], recorded: RecordedEvent
+    ) -> None:
+        self.enter(
+            cur,
+            recorded,
+            value=event.stage,
+            previous=event.previous,
+            reason=event.reason,
+            at=event.timestamp,
+        )
+
+
+class TierHistory(PeriodHistory):
+    name = "tier_history"
+    table = "tier_history"
+    tables = (table,)
+    ddl = _period_ddl(table, "tier_durations")
+
+    @singledispatchmethod
+    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
+        """Events that do not move the tier."""
+
+    @apply.register
+    def _(
+        self, event: Account.AccountOpened, cur: Cursor[DictRow], recorded: RecordedEvent
+    ) -> None:
+        self.enter(
+            cur,
+            recorded,
+            value=Tier.TRANSACTIONAL,
+            previous=None,
+            reason="account opened",
+            at=event.timestamp,
+        )
+
+    @apply.register
+    def _(
+        self, event: Account.TierChanged, cur: Cursor[DictRow], recorded: RecordedEvent
+    ) -> None:
+        self.enter(
+            cur,
+            recorded,
+            value=event.tier,
+            previous=event.previous,
+            reason=event.reason,
+            at=event.timestamp,
+        )
+
+
+class ManagerHistory(PeriodHistory):
+    """Who managed the account when: a departing salesperson's accounts stay findable."""
+
+    name = "manager_history"
+    table = "manager_history"
+    tables = (table,)
+    ddl = _period_ddl(table, None)
+
+    @singledispatchmethod
+    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
+        """Events that do not change the manager."""
+
+    @apply.register
+    def _(
+        self,
+        event: Account.AccountManagerAssigned,
+        cur: Cursor[DictRow],
+        recorded: RecordedEvent,
+    ) -> None:
+        self.enter(
+            cur,
+            recorded,
+            value=event.manager,
+            previous=event.previous_manager,
+            reason=event.reason,
+            at=event.timestamp,
+        )

@@ -1,0 +1,87 @@
+"""``interaction_timeline``: every contact with the account, newest first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.dispatch import singledispatchmethod
+from psycopg import Cursor
+from psycopg.rows import DictRow
+
+from domain.account import Account
+from domain.values import Channel
+from eventstore.recorder import RecordedEvent
+from projections.base import View
+
+
+class InteractionTimeline(View):
+    name = "interaction_timeline"
+    tables = ("interaction_timeline",)
+    ddl = (
+        """CREATE TABLE IF NOT EXISTS interaction_timeline (
+            interaction_id uuid PRIMARY KEY,
+            account_id uuid NOT NULL,
+            channel text NOT NULL,
+            direction text NOT NULL,
+            occurred_at timestamptz NOT NULL,
+            participants text[] NOT NULL,
+            summary text NOT NULL,
+            outcome text NOT NULL,
+            effort_minutes integer NOT NULL,
+            oral boolean NOT NULL,
+            logged_by text NOT NULL,
+            logged_at timestamptz NOT NULL,
+            confirmed_at timestamptz,
+            confirmation_channel text,
+            confirmation_note text,
+            position bigint NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS interaction_timeline_account_idx"
+        " ON interaction_timeline (account_id, occurred_at DESC, interaction_id DESC)",
+    )
+
+    @singledispatchmethod
+    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
+        """Events that are not interactions."""
+
+    @apply.register
+    def _(
+        self,
+        event: Account.InteractionLogged,
+        cur: Cursor[DictRow],
+        recorded: RecordedEvent,
+    ) -> None:
+        cur.execute(
+            "INSERT INTO interaction_timeline (interaction_id, account_id, channel,"
+            " direction, occurred_at, participants, summary, outcome, effort_minutes,"
+            " oral, logged_by, logged_at, position)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                event.interaction_id,
+                event.originator_id,
+                event.channel,
+                event.direction,
+                event.occurred_at,
+                list(event.participants),
+                event.summary,
+                event.outcome,
+                event.effort_minutes,
+                Channel(event.channel).is_oral,
+                recorded.actor,
+                event.timestamp,
+                recorded.position,
+            ),
+        )
+
+    @apply.register
+    def _(
+        self,
+        event: Account.WrittenConfirmationRecorded,
+        cur: Cursor[DictRow],
+        recorded: RecordedEvent,
+    ) -> None:
+        cur.execute(
+            "UPDATE interaction_timeline SET confirmed_at = %s,"
+            " confirmation_channel = %s, confirmation_note = %s"
+            " WHERE interaction_id = %s",
+            (event.confirmed_at, event.channel, event.note, event.interaction_id),
+        )

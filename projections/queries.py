@@ -1,0 +1,103 @@
+"""Reads of the views, for the API: keyset pagination, batched by account id.
+
+Every function takes an async connection and returns plain rows; the SQL sits
+here, beside the DDL in the view modules, so a view's shape is changed in one
+package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composable, Identifier
+
+Row = dict[str, Any]
+Conn = AsyncConnection[DictRow]
+
+PERIOD_TABLES = frozenset({"stage_history", "tier_history", "manager_history"})
+DURATION_VIEWS = frozenset({"stage_durations", "tier_durations"})
+
+
+@dataclass(frozen=True)
+class AccountFilter:
+    tier: str | None = None
+    stage: str | None = None
+    manager: str | None = None
+    search: str | None = None
+
+
+async def accounts_by_id(conn: Conn, ids: Sequence[UUID]) -> dict[UUID, Row]:
+    cur = await conn.execute(
+        "SELECT * FROM account_view WHERE account_id = ANY(%s)", (list(ids),)
+    )
+    return {row["account_id"]: row for row in await cur.fetchall()}
+
+
+async def list_accounts(
+    conn: Conn, where: AccountFilter, limit: int, after: tuple[str, UUID] | None
+) -> list[Row]:
+    """Accounts by name then id, ``limit`` rows after the keyset ``after``."""
+    clauses: list[Composable] = []
+    params: list[Any] = []
+    for column in ("tier", "stage", "manager"):
+        value = getattr(where, column)
+        if value is not None:
+            clauses.append(SQL("{} = %s").format(Identifier(column)))
+            params.append(value)
+    if where.search:
+        clauses.append(SQL("name ILIKE %s"))
+        params.append("%" + _escape_like(where.search) + "%")
+    if after is not None:
+        clauses.append(SQL("(name, account_id) > (%s, %s)"))
+        params.extend(after)
+    query = SQL("SELECT * FROM account_view").format()
+    if clauses:
+        query += SQL(" WHERE ") + SQL(" AND ").join(clauses)
+    query += SQL(" ORDER BY name, account_id LIMIT %s")
+    params.append(limit)
+    cur = await conn.execute(query, params)
+    return await cur.fetchall()
+
+
+async def periods_by_account(
+    conn: Conn, table: str, ids: Sequence[UUID]
+) -> dict[UUID, list[Row]]:
+    """Rows of a period history (or durations view) for each account, oldest first."""
+    order = "period" if table in PERIOD_TABLES else "first_entered_at"
+    if table not in PERIOD_TABLES | DURATION_VIEWS:
+        raise ValueError(table)
+    cur = await conn.execute(
+        SQL("SELECT * FROM {} WHERE account_id = ANY(%s) ORDER BY account_id, {}").format(
+            Identifier(table), Identifier(order)
+        ),
+        (list(ids),),
+    )
+    grouped: dict[UUID, list[Row]] = {account_id: [] for account_id in ids}
+    for row in await cur.fetchall():
+        grouped[row["account_id"]].append(row)
+    return grouped
+
+
+async def interactions(
+    conn: Conn, account_id: UUID, limit: int, after: tuple[datetime, UUID] | None
+) -> list[Row]:
+    """An account's interactions, newest first, ``limit`` rows after ``after``."""
+    query = SQL("SELECT * FROM interaction_timeline WHERE account_id = %s").format()
+    params: list[Any] = [account_id]
+    if after is not None:
+        query += SQL(" AND (occurred_at, interaction_id) < (%s, %s)")
+        params.extend(after)
+    query += SQL(" ORDER BY occurred_at DESC, interaction_id DESC LIMIT %s")
+    params.append(limit)
+    cur = await conn.execute(query, params)
+    return await cur.fetchall()
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,120 @@
+"""Keeps every view current: wakes on LISTEN, applies batches, announces progress.
+
+After each round the runner sends ``NOTIFY rapport_projected, '<position>'``
+with the position every view has reached, so readers waiting for their own
+write (read-your-writes) wake at once instead of polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import psycopg
+from psycopg.sql import SQL, Identifier, Literal
+
+from domain.application import Accounts
+from eventstore.recorder import RapportRecorder, RecordedEvent
+from projections.account_view import AccountView
+from projections.base import View
+from projections.histories import ManagerHistory, StageHistory, TierHistory
+from projections.interaction_timeline import InteractionTimeline
+
+log = logging.getLogger("rapport.projections")
+
+VIEW_CLASSES: tuple[type[View], ...] = (
+    AccountView,
+    StageHistory,
+    TierHistory,
+    ManagerHistory,
+    InteractionTimeline,
+)
+PROJECTED_CHANNEL = "rapport_projected"
+BATCH_SIZE = 1000
+
+Progress = Callable[[int, int], None]
+
+
+class Projections:
+    """The views of one application and the loop that keeps them current."""
+
+    def __init__(
+        self, app: Accounts, database_url: str, batch_size: int = BATCH_SIZE
+    ) -> None:
+        recorder = app.recorder
+        assert isinstance(recorder, RapportRecorder)  # noqa: S101 - configured by eventstore
+        self.app = app
+        self.recorder = recorder
+        self.database_url = database_url
+        self.batch_size = batch_size
+        self.views = {cls.name: cls(recorder.datastore, app.name) for cls in VIEW_CLASSES}
+
+    def migrate(self) -> None:
+        for view in self.views.values():
+            view.create_table()
+
+    def projected_position_sql(self) -> SQL:
+        """The position every view has reached: a read of it sees all writes up to it."""
+        return projected_position_sql(self.views.values(), self.app.name)
+
+    def _decode(self, recorded: list[RecordedEvent]) -> list[tuple[Any, RecordedEvent]]:
+        return [(self.app.mapper.to_domain_event(r.stored), r) for r in recorded]
+
+    def catch_up(self, notify: Callable[[int], None] | None = None) -> int:
+        """Apply every committed event to every view; return the common position."""
+        positions = {name: view.position() for name, view in self.views.items()}
+        while True:
+            start = min(positions.values())
+            recorded = self.recorder.read_after(start, self.batch_size)
+            if not recorded:
+                return start
+            batch = self._decode(recorded)
+            for name, view in self.views.items():
+                positions[name] = view.process(batch)
+            if notify is not None:
+                notify(min(positions.values()))
+
+    def run(self, stop: threading.Event, idle_wakeup: float = 1.0) -> None:
+        """Catch up, then wait for NOTIFY from writers, until ``stop`` is set."""
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(SQL("LISTEN {}").format(Identifier(self.recorder.channel_name)))
+
+            def announce(position: int) -> None:
+                conn.execute("SELECT pg_notify(%s, %s)", (PROJECTED_CHANNEL, str(position)))
+
+            while not stop.is_set():
+                announce(self.catch_up(announce))
+                # Writers NOTIFY on commit; the timeout bounds how long a
+                # stop request, or a missed notification, can go unnoticed.
+                for _ in conn.notifies(timeout=idle_wakeup, stop_after=1):
+                    pass
+
+    def rebuild(self, names: Iterable[str], progress: Progress | None = None) -> None:
+        """Replay every event into the named views from an empty state.
+
+        Each view is rebuilt in one transaction: readers see the old rows until
+        the new ones commit, and the live runner waits for it on the view's lock.
+        """
+        total = self.recorder.max_notification_id() or 0
+        for name in names:
+            view = self.views[name]
+            with view.datastore.transaction(commit=True) as cur:
+                view.reset(cur)
+                position = 0
+                while recorded := self.recorder.read_after(position, self.batch_size):
+                    position = view.apply_batch(cur, self._decode(recorded), position)
+                    if progress is not None:
+                        progress(position, total)
+            log.info("rebuilt %s up to position %d", name, position)
+
+
+def projected_position_sql(views: Iterable[View], application_name: str) -> SQL:
+    parts = [
+        SQL(
+            "(SELECT coalesce(max(notification_id), 0) FROM {} WHERE application_name = {})"
+        ).format(Identifier(view.tracking_table_name), Literal(application_name))
+        for view in views
+    ]
+    return SQL("SELECT least({}) AS position").format(SQL(", ").join(parts))  # type: ignore[return-value]
