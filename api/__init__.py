@@ -1,0 +1,1 @@
+"""HTTP and GraphQL: the only package that knows about requests."""

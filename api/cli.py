@@ -1,0 +1,114 @@
+"""The ``rapport`` command: serve, project, rebuild, migrate, schema."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Never
+
+from api.settings import Settings
+from eventstore.database import resolve_database_url
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415 - only the serve command needs it
+
+    from api.app import create_app  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    app = create_app(settings, resolve_database_url())
+    print(f"Rapport GraphQL at http://{settings.host}:{settings.port}/graphql", flush=True)  # noqa: T201
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    return 0
+
+
+def _project(_: argparse.Namespace) -> int:
+    from api.runtime import open_store, run_projections  # noqa: PLC0415
+
+    app, projections = open_store(resolve_database_url())
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    logging.getLogger("rapport").info("projection runner started")
+    run_projections(projections, stop)
+    app.close()
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from api.runtime import open_store  # noqa: PLC0415
+
+    app, projections = open_store(resolve_database_url())
+    names = args.views or list(projections.views)
+    unknown = sorted(set(names) - set(projections.views))
+    if unknown:
+        print(  # noqa: T201
+            f"unknown view(s): {', '.join(unknown)}; known: {', '.join(projections.views)}",
+            file=sys.stderr,
+        )
+        return 2
+    for name in names:
+        with tqdm(desc=name, unit="event", total=0, file=sys.stderr) as bar:
+
+            def advance(position: int, total: int, bar: tqdm[Never] = bar) -> None:
+                bar.total = total
+                bar.update(position - bar.n)
+
+            projections.rebuild([name], advance)
+    app.close()
+    return 0
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from api.runtime import open_store  # noqa: PLC0415
+
+    app, _projections = open_store(resolve_database_url())
+    app.close()
+    print("schema is up to date")  # noqa: T201
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from api.schema import schema  # noqa: PLC0415
+
+    sdl = schema.as_str() + "\n"
+    if args.output:
+        Path(args.output).write_text(sdl)
+    else:
+        sys.stdout.write(sdl)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="rapport", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the GraphQL API")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=_serve)
+    commands.add_parser("project", help="keep the views current").set_defaults(run=_project)
+    rebuild = commands.add_parser("rebuild", help="replay views from the first event")
+    rebuild.add_argument("views", nargs="*", help="view names (default: all)")
+    rebuild.set_defaults(run=_rebuild)
+    commands.add_parser("migrate", help="create the tables").set_defaults(run=_migrate)
+    schema = commands.add_parser("schema", help="print the GraphQL SDL")
+    schema.add_argument("--output", "-o", help="write to this file")
+    schema.set_defaults(run=_schema)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args = parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

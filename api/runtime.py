@@ -1,0 +1,148 @@
+"""What a running API holds once per process: the application, pools, the runner."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg.sql import SQL, Identifier
+from psycopg_pool import AsyncConnectionPool
+
+from api.settings import Settings
+from domain.application import Accounts
+from eventstore.database import eventsourcing_env
+from projections.runner import PROJECTED_CHANNEL, Projections
+
+log = logging.getLogger("rapport.api")
+
+T = TypeVar("T")
+
+
+def open_store(database_url: str) -> tuple[Accounts, Projections]:
+    """Connect the application and its views, creating their tables if needed."""
+    app = Accounts(env=eventsourcing_env(database_url))
+    projections = Projections(app, database_url)
+    projections.migrate()
+    return app, projections
+
+
+class Watermark:
+    """The position every view has reached, pushed by the runner's NOTIFY."""
+
+    def __init__(self, database_url: str, pool: AsyncConnectionPool[Any], sql: SQL) -> None:
+        self.database_url = database_url
+        self.pool = pool
+        self.sql = sql
+        self.position = 0
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection[Any] | None = None
+
+    async def start(self) -> None:
+        self._conn = await AsyncConnection.connect(self.database_url, autocommit=True)
+        await self._conn.execute(SQL("LISTEN {}").format(Identifier(PROJECTED_CHANNEL)))
+        self._advance(await self._read())
+        self._task = asyncio.create_task(self._listen())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._conn is not None:
+            await self._conn.close()
+
+    async def _listen(self) -> None:
+        assert self._conn is not None  # noqa: S101 - set by start()
+        async for note in self._conn.notifies():
+            self._advance(int(note.payload))
+
+    async def _read(self) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self.sql)
+            row = await cur.fetchone()
+            return int(row["position"]) if row else 0
+
+    def _advance(self, position: int) -> None:
+        if position > self.position:
+            self.position = position
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def wait(self, position: int, seconds: float) -> bool:
+        """Wait until the views include ``position``; False when ``seconds`` ran out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self.position < position:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.25))
+            except TimeoutError:
+                # A notification can be missed across a reconnect; ask the database.
+                self._advance(await self._read())
+        return True
+
+
+class Runtime:
+    def __init__(self, settings: Settings, database_url: str) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self.app, self.projections = open_store(database_url)
+        self.pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
+            database_url,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+            min_size=2,
+            max_size=10,
+            open=False,
+        )
+        self.watermark = Watermark(
+            database_url, self.pool, self.projections.projected_position_sql()
+        )
+        self.executor = ThreadPoolExecutor(
+            max_workers=settings.command_threads, thread_name_prefix="rapport-command"
+        )
+        self._stop = threading.Event()
+        self._runner: threading.Thread | None = None
+
+    async def start(self) -> None:
+        await self.pool.open(wait=True)
+        await self.watermark.start()
+        if self.settings.run_projections:
+            self._runner = threading.Thread(
+                target=run_projections, args=(self.projections, self._stop), daemon=True
+            )
+            self._runner.start()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._runner is not None:
+            await asyncio.to_thread(self._runner.join, 10)
+        await self.watermark.stop()
+        await self.pool.close()
+        self.executor.shutdown(wait=True)
+        self.app.close()
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a synchronous (eventsourcing) call off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, partial(fn, *args, **kwargs))
+
+
+def run_projections(projections: Projections, stop: threading.Event) -> None:
+    """Keep the views current until ``stop``; a failure is logged and retried."""
+    while not stop.is_set():
+        try:
+            projections.run(stop)
+        except Exception:
+            log.exception("projection runner failed; restarting in 1 s")
+            stop.wait(1.0)

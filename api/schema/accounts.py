@@ -1,0 +1,332 @@
+"""Accounts as front-ends read them: the current view, its histories, its timeline."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import strawberry
+
+from api.context import Context
+from api.schema.scalars import (
+    AccountKind,
+    Channel,
+    Classification,
+    Connection,
+    ContactChannelKind,
+    Direction,
+    Influence,
+    Position,
+    RelationshipType,
+    Stage,
+    Tier,
+    connection,
+    decode_cursor,
+    page_size,
+)
+from projections import queries
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.type
+class Address:
+    street: str
+    city: str
+    postal_code: str
+    country: str
+
+
+@strawberry.type
+class ContactChannel:
+    kind: ContactChannelKind
+    value: str
+
+
+@strawberry.type
+class Contact:
+    id: UUID
+    name: str
+    role: str
+    influence: Influence
+    email: str | None
+    phone: str | None
+    birthday: date | None
+    preferences: str
+
+    @classmethod
+    def from_json(cls, card: dict[str, Any]) -> Contact:
+        birthday = card.get("birthday")
+        return cls(
+            id=UUID(card["contact_id"]),
+            name=card["name"],
+            role=card.get("role", ""),
+            influence=Influence(card.get("influence", "medium")),
+            email=card.get("email") or None,
+            phone=card.get("phone") or None,
+            birthday=date.fromisoformat(birthday) if birthday else None,
+            preferences=card.get("preferences", ""),
+        )
+
+
+@strawberry.type(description="One period in which the account held a value.")
+class Period:
+    value: str
+    previous: str | None
+    entered_at: datetime
+    left_at: datetime | None
+    reason: str
+    actor: str
+    position: Position
+
+    @strawberry.field(description="Seconds in the period; open periods count until now.")
+    def duration_seconds(self) -> float:
+        end = self.left_at or datetime.now(tz=UTC)
+        return (end - self.entered_at).total_seconds()
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Period:
+        return cls(
+            value=row["value"],
+            previous=row["previous"],
+            entered_at=row["entered_at"],
+            left_at=row["left_at"],
+            reason=row["reason"],
+            actor=row["actor"],
+            position=row["position"],
+        )
+
+
+@strawberry.type(
+    description="Time an account spent at one stage or tier, re-entries included."
+)
+class TimeSpent:
+    value: str
+    times_entered: int
+    first_entered_at: datetime
+    last_entered_at: datetime
+    total_seconds: float
+    is_current: bool
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> TimeSpent:
+        spent: timedelta = row["time_spent"]
+        return cls(
+            value=row["value"],
+            times_entered=row["times_entered"],
+            first_entered_at=row["first_entered_at"],
+            last_entered_at=row["last_entered_at"],
+            total_seconds=spent.total_seconds(),
+            is_current=row["is_current"],
+        )
+
+
+@strawberry.type
+class Interaction:
+    id: UUID
+    channel: Channel
+    direction: Direction
+    occurred_at: datetime
+    participants: list[str]
+    summary: str
+    outcome: str
+    effort_minutes: int
+    oral: bool
+    logged_by: str
+    confirmed_at: datetime | None
+    confirmation_channel: Channel | None
+    confirmation_note: str | None
+
+    @strawberry.field(description="An oral interaction not yet confirmed in writing.")
+    def awaiting_confirmation(self) -> bool:
+        return self.oral and self.confirmed_at is None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Interaction:
+        channel = row["confirmation_channel"]
+        return cls(
+            id=row["interaction_id"],
+            channel=Channel(row["channel"]),
+            direction=Direction(row["direction"]),
+            occurred_at=row["occurred_at"],
+            participants=row["participants"],
+            summary=row["summary"],
+            outcome=row["outcome"],
+            effort_minutes=row["effort_minutes"],
+            oral=row["oral"],
+            logged_by=row["logged_by"],
+            confirmed_at=row["confirmed_at"],
+            confirmation_channel=Channel(channel) if channel else None,
+            confirmation_note=row["confirmation_note"],
+        )
+
+
+@strawberry.type
+class Account:
+    id: UUID
+    name: str
+    kind: AccountKind
+    business_category: str
+    address: Address
+    channels: list[ContactChannel]
+    tier: Tier
+    stage: Stage
+    relationship_type: RelationshipType | None
+    classification: Classification | None
+    manager: str | None
+    interaction_count: int
+    last_interaction_at: datetime | None
+    pending_written_confirmations: int = strawberry.field(
+        description="Oral interactions (call, meeting, visit, video) still waiting "
+        "for their written confirmation."
+    )
+    opened_at: datetime
+    updated_at: datetime
+    version: int
+    position: Position
+    _contacts: strawberry.Private[list[dict[str, Any]]]
+
+    @strawberry.field
+    def contacts(self) -> list[Contact]:
+        cards = sorted(self._contacts, key=lambda c: (c["name"].lower(), c["contact_id"]))
+        return [Contact.from_json(card) for card in cards]
+
+    @strawberry.field(description="Whole days since the latest interaction, if any.")
+    def days_since_last_contact(self) -> int | None:
+        if self.last_interaction_at is None:
+            return None
+        return max(0, (datetime.now(tz=UTC) - self.last_interaction_at).days)
+
+    @strawberry.field
+    async def stage_history(self, info: Info) -> list[Period]:
+        return await _periods(info, "stage_history", self.id)
+
+    @strawberry.field
+    async def tier_history(self, info: Info) -> list[Period]:
+        return await _periods(info, "tier_history", self.id)
+
+    @strawberry.field(description="Every manager the account had, kept on reassignment.")
+    async def manager_history(self, info: Info) -> list[Period]:
+        return await _periods(info, "manager_history", self.id)
+
+    @strawberry.field
+    async def time_in_stages(self, info: Info) -> list[TimeSpent]:
+        rows = await info.context.periods["stage_durations"].load(self.id)
+        return [TimeSpent.from_row(row) for row in rows]
+
+    @strawberry.field
+    async def time_in_tiers(self, info: Info) -> list[TimeSpent]:
+        rows = await info.context.periods["tier_durations"].load(self.id)
+        return [TimeSpent.from_row(row) for row in rows]
+
+    @strawberry.field(description="Interactions, newest first.")
+    async def interactions(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Connection[Interaction]:
+        limit = page_size(first, info.context.runtime.settings.max_page_size)
+        key = None
+        if after is not None:
+            moment, interaction_id = decode_cursor(after, 2)
+            key = (datetime.fromisoformat(moment), UUID(interaction_id))
+        async with info.context.runtime.pool.connection() as conn:
+            rows = await queries.interactions(conn, self.id, limit + 1, key)
+        return connection(
+            [Interaction.from_row(row) for row in rows],
+            [(row["occurred_at"].isoformat(), row["interaction_id"]) for row in rows],
+            limit,
+        )
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Account:
+        address = row["address"]
+        return cls(
+            id=row["account_id"],
+            name=row["name"],
+            kind=AccountKind(row["kind"]),
+            business_category=row["business_category"],
+            address=Address(
+                street=address.get("street", ""),
+                city=address.get("city", ""),
+                postal_code=address.get("postal_code", ""),
+                country=address.get("country", ""),
+            ),
+            channels=[
+                ContactChannel(kind=ContactChannelKind(c["kind"]), value=c["value"])
+                for c in row["channels"]
+            ],
+            tier=Tier(row["tier"]),
+            stage=Stage(row["stage"]),
+            relationship_type=RelationshipType(row["relationship_type"])
+            if row["relationship_type"]
+            else None,
+            classification=Classification(row["classification"])
+            if row["classification"]
+            else None,
+            manager=row["manager"],
+            interaction_count=row["interaction_count"],
+            last_interaction_at=row["last_interaction_at"],
+            pending_written_confirmations=row["pending_confirmations"],
+            opened_at=row["opened_at"],
+            updated_at=row["updated_at"],
+            version=row["version"],
+            position=row["position"],
+            _contacts=list(row["contacts"].values()),
+        )
+
+
+async def _periods(info: Info, table: str, account_id: UUID) -> list[Period]:
+    rows = await info.context.periods[table].load(account_id)
+    return [Period.from_row(row) for row in rows]
+
+
+@strawberry.input
+class AccountFilter:
+    tier: Tier | None = None
+    stage: Stage | None = None
+    manager: str | None = None
+    search: str | None = strawberry.field(
+        default=None, description="Part of the account's name, case-insensitive."
+    )
+
+
+@strawberry.type
+class AccountQueries:
+    @strawberry.field
+    async def account(self, info: Info, id: UUID) -> Account | None:
+        row = await info.context.accounts.load(id)
+        return None if row is None else Account.from_row(row)
+
+    @strawberry.field(description="Accounts by name; keyset-paginated, no offset limit.")
+    async def accounts(
+        self,
+        info: Info,
+        filter: AccountFilter | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[Account]:
+        limit = page_size(first, info.context.runtime.settings.max_page_size)
+        where = filter or AccountFilter()
+        key = None
+        if after is not None:
+            name, account_id = decode_cursor(after, 2)
+            key = (str(name), UUID(account_id))
+        async with info.context.runtime.pool.connection() as conn:
+            rows = await queries.list_accounts(
+                conn,
+                queries.AccountFilter(
+                    tier=where.tier.value if where.tier else None,
+                    stage=where.stage.value if where.stage else None,
+                    manager=where.manager,
+                    search=where.search,
+                ),
+                limit + 1,
+                key,
+            )
+        for row in rows:
+            info.context.accounts.prime(row["account_id"], row)
+        return connection(
+            [Account.from_row(row) for row in rows],
+            [(row["name"], row["account_id"]) for row in rows],
+            limit,
+        )

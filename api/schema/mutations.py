@@ -1,0 +1,489 @@
+"""One mutation per command. Each answers with the account as the views show it
+after the change (read-your-writes), or with a typed error and nothing written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Annotated
+from uuid import UUID
+
+import strawberry
+
+from api.schema.accounts import Account, Info
+from api.schema.errors import (
+    ConcurrencyConflict,
+    NotFoundError,
+    RuleViolation,
+    ValidationError,
+    error_result,
+)
+from api.schema.scalars import (
+    AccountKind,
+    Channel,
+    Classification,
+    ContactChannelKind,
+    Direction,
+    Influence,
+    Position,
+    RelationshipType,
+    Stage,
+    Tier,
+)
+from domain import values
+from domain.application import CommandMeta, Outcome
+from domain.errors import DomainError
+from projections import queries
+
+
+@strawberry.type
+class AccountChanged:
+    account_id: UUID
+    version: int = strawberry.field(description="Pass as expectedVersion next time.")
+    position: Position
+    projected: bool = strawberry.field(
+        description="False if the views had not caught up within the wait; "
+        "`account` may then be older than this change."
+    )
+    account: Account | None
+
+
+@strawberry.type
+class ContactAdded(AccountChanged):
+    contact_id: UUID
+
+
+@strawberry.type
+class InteractionLogged(AccountChanged):
+    interaction_id: UUID
+
+
+AccountResult = Annotated[
+    AccountChanged | ValidationError | NotFoundError | ConcurrencyConflict | RuleViolation,
+    strawberry.union("AccountResult"),
+]
+AddContactResult = Annotated[
+    ContactAdded | ValidationError | NotFoundError | ConcurrencyConflict | RuleViolation,
+    strawberry.union("AddContactResult"),
+]
+LogInteractionResult = Annotated[
+    InteractionLogged
+    | ValidationError
+    | NotFoundError
+    | ConcurrencyConflict
+    | RuleViolation,
+    strawberry.union("LogInteractionResult"),
+]
+
+Command = Callable[[CommandMeta], Outcome]
+
+
+async def _execute(info: Info, command: Command) -> Outcome | DomainError:
+    context = info.context
+    try:
+        return await context.runtime.call(command, context.command_meta())
+    except DomainError as error:
+        return error
+
+
+async def _changed(info: Info, outcome: Outcome) -> dict[str, object]:
+    """The fields every success payload shares, once the views show the change."""
+    runtime = info.context.runtime
+    projected = await runtime.watermark.wait(
+        outcome.position, runtime.settings.read_wait_seconds
+    )
+    async with runtime.pool.connection() as conn:
+        rows = await queries.accounts_by_id(conn, [outcome.account_id])
+    row = rows.get(outcome.account_id)
+    return {
+        "account_id": outcome.account_id,
+        "version": outcome.version,
+        "position": outcome.position,
+        "projected": projected,
+        "account": None if row is None else Account.from_row(row),
+    }
+
+
+async def _account_result(info: Info, command: Command) -> AccountResult:
+    outcome = await _execute(info, command)
+    if isinstance(outcome, DomainError):
+        return error_result(outcome)
+    return AccountChanged(**await _changed(info, outcome))  # type: ignore[arg-type]
+
+
+@strawberry.input
+class AddressInput:
+    street: str = ""
+    city: str = ""
+    postal_code: str = ""
+    country: str = ""
+
+    def to_value(self) -> values.Address:
+        return values.Address(
+            street=self.street,
+            city=self.city,
+            postal_code=self.postal_code,
+            country=self.country,
+        )
+
+
+@strawberry.input
+class ContactChannelInput:
+    kind: ContactChannelKind
+    value: str
+
+
+def _channels(
+    channels: list[ContactChannelInput] | None,
+) -> tuple[values.ContactChannel, ...] | None:
+    if channels is None:
+        return None
+    return tuple(values.ContactChannel(kind=c.kind, value=c.value) for c in channels)
+
+
+@strawberry.input
+class OpenAccountInput:
+    name: str
+    id: UUID | None = strawberry.field(
+        default=None, description="Client-chosen id; a new one when left out."
+    )
+    kind: AccountKind
+    business_category: str = ""
+    address: AddressInput | None = None
+    channels: list[ContactChannelInput] | None = None
+
+
+@strawberry.input
+class UpdateProfileInput:
+    account_id: UUID
+    expected_version: int | None = None
+    name: str | None = None
+    business_category: str | None = None
+    address: AddressInput | None = None
+    channels: list[ContactChannelInput] | None = None
+
+
+@strawberry.input
+class AddContactInput:
+    account_id: UUID
+    name: str
+    contact_id: UUID | None = strawberry.field(
+        default=None, description="Client-chosen id; a new one when left out."
+    )
+    expected_version: int | None = None
+    role: str = ""
+    influence: Influence = Influence.MEDIUM
+    email: str | None = None
+    phone: str | None = None
+    birthday: date | None = None
+    preferences: str = ""
+
+
+@strawberry.input(description="Fields left out stay as they are; an empty string clears.")
+class UpdateContactInput:
+    account_id: UUID
+    contact_id: UUID
+    expected_version: int | None = None
+    name: str | None = None
+    role: str | None = None
+    influence: Influence | None = None
+    email: str | None = None
+    phone: str | None = None
+    birthday: date | None = None
+    preferences: str | None = None
+
+
+@strawberry.input
+class RemoveContactInput:
+    account_id: UUID
+    contact_id: UUID
+    reason: str
+    expected_version: int | None = None
+
+
+@strawberry.input
+class AssignAccountManagerInput:
+    account_id: UUID
+    manager: str
+    reason: str = ""
+    expected_version: int | None = None
+
+
+@strawberry.input
+class ChangeClassificationInput:
+    account_id: UUID
+    classification: Classification
+    reason: str = ""
+    expected_version: int | None = None
+
+
+@strawberry.input
+class ChangeRelationshipTypeInput:
+    account_id: UUID
+    relationship_type: RelationshipType
+    reason: str = ""
+    expected_version: int | None = None
+
+
+@strawberry.input
+class ChangeTierInput:
+    account_id: UUID
+    tier: Tier
+    reason: str
+    expected_version: int | None = None
+
+
+@strawberry.input
+class ChangeStageInput:
+    account_id: UUID
+    stage: Stage
+    reason: str = ""
+    expected_version: int | None = None
+
+
+@strawberry.input
+class LogInteractionInput:
+    account_id: UUID
+    channel: Channel
+    interaction_id: UUID | None = strawberry.field(
+        default=None, description="Client-chosen id; a new one when left out."
+    )
+    direction: Direction
+    occurred_at: datetime = strawberry.field(description="With a time zone.")
+    participants: list[str] = strawberry.field(default_factory=list)
+    summary: str = ""
+    outcome: str = ""
+    effort_minutes: int = 0
+    expected_version: int | None = None
+
+
+@strawberry.input
+class RecordWrittenConfirmationInput:
+    account_id: UUID
+    interaction_id: UUID
+    channel: Channel = Channel.EMAIL
+    confirmed_at: datetime | None = strawberry.field(
+        default=None, description="Defaults to now."
+    )
+    note: str = ""
+    expected_version: int | None = None
+
+
+@strawberry.type
+class AccountMutations:
+    @strawberry.mutation
+    async def open_account(self, info: Info, input: OpenAccountInput) -> AccountResult:
+        app = info.context.runtime.app
+        return await _account_result(
+            info,
+            lambda meta: app.open_account(
+                meta,
+                account_id=input.id,
+                name=input.name,
+                kind=input.kind,
+                business_category=input.business_category,
+                address=input.address.to_value() if input.address else None,
+                channels=_channels(input.channels) or (),
+            ),
+        )
+
+    @strawberry.mutation
+    async def update_profile(self, info: Info, input: UpdateProfileInput) -> AccountResult:
+        app = info.context.runtime.app
+        return await _account_result(
+            info,
+            lambda meta: app.update_profile(
+                meta,
+                input.account_id,
+                input.expected_version,
+                name=input.name,
+                business_category=input.business_category,
+                address=input.address.to_value() if input.address else None,
+                channels=_channels(input.channels),
+            ),
+        )
+
+    @strawberry.mutation
+    async def add_contact(self, info: Info, input: AddContactInput) -> AddContactResult:
+        app = info.context.runtime.app
+        outcome = await _execute(
+            info,
+            lambda meta: app.add_contact(
+                meta,
+                input.account_id,
+                input.expected_version,
+                contact_id=input.contact_id,
+                name=input.name,
+                role=input.role,
+                influence=input.influence,
+                email=input.email,
+                phone=input.phone,
+                birthday=input.birthday,
+                preferences=input.preferences,
+            ),
+        )
+        if isinstance(outcome, DomainError):
+            return error_result(outcome)
+        assert outcome.created_id is not None  # noqa: S101 - add_contact creates one
+        return ContactAdded(contact_id=outcome.created_id, **await _changed(info, outcome))  # type: ignore[arg-type]
+
+    @strawberry.mutation
+    async def update_contact(self, info: Info, input: UpdateContactInput) -> AccountResult:
+        app = info.context.runtime.app
+        return await _account_result(
+            info,
+            lambda meta: app.update_contact(
+                meta,
+                input.account_id,
+                input.contact_id,
+                input.expected_version,
+                name=input.name,
+                role=input.role,
+                influence=input.influence,
+                email=input.email,
+                phone=input.phone,
+                birthday=input.birthday,
+                preferences=input.preferences,
+            ),
+        )
+
+    @strawberry.mutation
+    async def remove_contact(self, info: Info, input: RemoveContactInput) -> AccountResult:
+        app = info.context.runtime.app
+        return await _account_result(
+            info,
+            lambda meta: app.remove_contact(
+                meta,
+                input.account_id,
+                input.contact_id,
+                input.reason,
+                input.expected_version,
+            ),
+        )
+
+    @strawberry.mutation(description="Ownership changes are kept in managerHistory.")
+    async def assign_account_manager(
+        self,
+        info: Info,
+        input: AssignAccountManagerInput,
+    ) -> AccountResult:
+        app = info.context.runtime.app
+        return await _account_result(
+            info,
+            lambda meta: app.assign_manager(
+                meta, input.account_id, input.manager, input.reason, input.expected_version
+            ),
+        )
+
+    @strawberry.mutation
+    async def change_classification(
+        self,
+        info: Info,
+        input: ChangeClassificationInput,
+    ) -> AccountResult:
+        app = info.context.runtime.app
+        return await _account_result(
+            info,
+            lambda meta: app.change_classification(
+                meta,
+                input.account_id,
+                input.classification,
+                input.reason,
+                input.expected_version,
+            ),
+        )
+
+    @strawberry.mutation
+    async def change_relationship_type(
+        self,
+        info: Info,
+        input: ChangeRelationshipTypeInput,
+    ) -> AccountResult:
+        app = info.context.runtime.app
+        return await _account_result(
+            info,
+            lambda meta: app.change_relationship_type(
+                meta,
+                input.account_id,
+                input.relationship_type,
+                input.reason,
+                input.expected_version,
+            ),
+        )
+
+    @strawberry.mutation(description="Any direction; a reason is required.")
+    async def change_tier(self, info: Info, input: ChangeTierInput) -> AccountResult:
+        app = info.context.runtime.app
+        return await _account_result(
+            info,
+            lambda meta: app.change_tier(
+                meta, input.account_id, input.tier, input.reason, input.expected_version
+            ),
+        )
+
+    @strawberry.mutation(
+        description="One step forward (exploration → awareness → expansion → "
+        "commitment), dissolution from any stage, exploration again from dissolution."
+    )
+    async def change_stage(self, info: Info, input: ChangeStageInput) -> AccountResult:
+        app = info.context.runtime.app
+        return await _account_result(
+            info,
+            lambda meta: app.change_stage(
+                meta, input.account_id, input.stage, input.reason, input.expected_version
+            ),
+        )
+
+    @strawberry.mutation
+    async def log_interaction(
+        self,
+        info: Info,
+        input: LogInteractionInput,
+    ) -> LogInteractionResult:
+        app = info.context.runtime.app
+        outcome = await _execute(
+            info,
+            lambda meta: app.log_interaction(
+                meta,
+                input.account_id,
+                channel=input.channel,
+                direction=input.direction,
+                occurred_at=input.occurred_at,
+                participants=tuple(input.participants),
+                summary=input.summary,
+                outcome=input.outcome,
+                effort_minutes=input.effort_minutes,
+                expected_version=input.expected_version,
+                interaction_id=input.interaction_id,
+            ),
+        )
+        if isinstance(outcome, DomainError):
+            return error_result(outcome)
+        assert outcome.created_id is not None  # noqa: S101 - log_interaction creates one
+        return InteractionLogged(
+            interaction_id=outcome.created_id,
+            **await _changed(info, outcome),  # type: ignore[arg-type]
+        )
+
+    @strawberry.mutation(
+        description="Only for oral interactions: call, meeting, visit, video."
+    )
+    async def record_written_confirmation(
+        self,
+        info: Info,
+        input: RecordWrittenConfirmationInput,
+    ) -> AccountResult:
+        app = info.context.runtime.app
+        confirmed_at = input.confirmed_at or datetime.now(tz=UTC)
+        return await _account_result(
+            info,
+            lambda meta: app.record_written_confirmation(
+                meta,
+                input.account_id,
+                input.interaction_id,
+                confirmed_at=confirmed_at,
+                channel=input.channel,
+                note=input.note,
+                expected_version=input.expected_version,
+            ),
+        )

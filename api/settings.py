@@ -1,0 +1,40 @@
+"""Settings, read from the environment (``RAPPORT_*``, plus ``DATABASE_URL``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    run_projections: bool = True
+    """Run the projection runner inside the API process (``make run``)."""
+    read_wait_seconds: float = 5.0
+    """How long a mutation waits for the views to show its own write."""
+    max_page_size: int = 100
+    command_threads: int = 8
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            host=os.environ.get("RAPPORT_HOST", cls.host),
+            port=int(os.environ.get("RAPPORT_PORT", cls.port)),
+            run_projections=_flag("RAPPORT_RUN_PROJECTIONS", cls.run_projections),
+            read_wait_seconds=float(
+                os.environ.get("RAPPORT_READ_WAIT_SECONDS", cls.read_wait_seconds)
+            ),
+            max_page_size=int(os.environ.get("RAPPORT_MAX_PAGE_SIZE", cls.max_page_size)),
+            command_threads=int(
+                os.environ.get("RAPPORT_COMMAND_THREADS", cls.command_threads)
+            ),
+        )
