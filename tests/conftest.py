@@ -1,0 +1,71 @@
+"""Every test run works in a database of its own, dropped at the end.
+
+With DATABASE_URL set, that database is created on the server it names;
+without it, on an embedded PostgreSQL started for the run in a temporary
+directory (removed afterwards).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.sql import SQL, Identifier
+
+from api.runtime import open_store
+from domain.application import Accounts
+from eventstore.database import start_embedded
+from projections.runner import Projections
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if url:
+        yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="rapport-test-") as data_dir:
+        yield start_embedded(Path(data_dir) / "pgdata", keep=False)
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    name = f"rapport_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(SQL("CREATE DATABASE {}").format(Identifier(name)))
+    params = conninfo_to_dict(server_url)
+    params["dbname"] = name
+    try:
+        yield make_conninfo("", **params)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(SQL("DROP DATABASE {} WITH (FORCE)").format(Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def store(database_url: str) -> Iterator[tuple[Accounts, Projections]]:
+    app, projections = open_store(database_url)
+    yield app, projections
+    app.close()
+
+
+@pytest.fixture
+def app(store: tuple[Accounts, Projections]) -> Accounts:
+    return store[0]
+
+
+@pytest.fixture
+def projections(store: tuple[Accounts, Projections]) -> Projections:
+    return store[1]
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn

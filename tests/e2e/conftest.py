@@ -1,0 +1,72 @@
+"""A real ``rapport serve`` process on a free port, against the run's database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Api:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.client = httpx.Client(base_url=base_url, timeout=30)
+
+    def graphql(
+        self, query: str, variables: dict[str, Any] | None = None, actor: str = "tester"
+    ) -> dict[str, Any]:
+        response = self.client.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"X-Actor": actor},
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture(scope="session")
+def api(database_url: str) -> Iterator[Api]:
+    port = _free_port()
+    env = os.environ | {
+        "DATABASE_URL": database_url,
+        "RAPPORT_PORT": str(port),
+        "RAPPORT_RUN_PROJECTIONS": "true",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    api = Api(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if api.client.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                output = server.stdout.read().decode() if server.stdout else ""
+                pytest.fail(f"rapport serve did not start:\n{output}")
+            time.sleep(0.1)
+        yield api
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,0 +1,64 @@
+"""The ``rapport`` command as an operator uses it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+PYTHON = [sys.executable, "-m", "api.cli"]
+
+
+def _run(args, env, timeout=120):
+    return subprocess.run(  # noqa: S603 - our own command
+        [*PYTHON, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_without_database_url_an_embedded_server_starts_and_keeps_its_data(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["RAPPORT_DATA_DIR"] = str(tmp_path / "pgdata")
+    first = _run(["migrate"], env)
+    assert first.returncode == 0, first.stderr
+    assert "DATABASE_URL is not set: using an embedded PostgreSQL" in first.stderr
+    write = (
+        "from api.runtime import open_store; from eventstore.database import "
+        "resolve_database_url; from domain.application import CommandMeta; "
+        "from domain.values import AccountKind; from uuid import UUID; "
+        "app, _ = open_store(resolve_database_url()); "
+        "app.open_account(CommandMeta('alice'), account_id=UUID(int=7), name='Kept', "
+        "kind=AccountKind.GROUP)"
+    )
+    read = (
+        "from api.runtime import open_store; from eventstore.database import "
+        "resolve_database_url; from uuid import UUID; "
+        "app, _ = open_store(resolve_database_url()); "
+        "print(app.get_account(UUID(int=7)).name)"
+    )
+    for code in (write, read):
+        done = subprocess.run(  # noqa: S603 - our own code
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Kept"
+
+
+def test_rebuild_reports_progress_and_refuses_unknown_views(database_url, app):
+    env = os.environ | {"DATABASE_URL": database_url}
+    done = _run(["rebuild", "account_view", "stage_history"], env)
+    assert done.returncode == 0, done.stderr
+    assert "account_view" in done.stderr
+    assert "stage_history" in done.stderr
+    refused = _run(["rebuild", "accounts_view"], env)
+    assert refused.returncode == 2
+    assert "unknown view(s): accounts_view" in refused.stderr

@@ -1,0 +1,93 @@
+"""The README's GraphQL session, run as written against a real server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).parents[2] / "README.md"
+BLOCK = re.compile(r"```graphql\n(.*?)```", re.DOTALL)
+ACCOUNT_ID = "0b6a3c52-5f0e-4e0b-9a39-2f6f4c1d7a01"
+
+
+def _operations() -> dict[str, str]:
+    operations = {}
+    for block in BLOCK.findall(README.read_text()):
+        name = re.match(r"\s*(?:query|mutation) (\w+)", block)
+        assert name, f"README operation without a name:\n{block}"
+        operations[name.group(1)] = block
+    return operations
+
+
+def test_the_readme_session_works_as_written(api):
+    operations = _operations()
+    assert list(operations) == [
+        "OpenAccount",
+        "AddContact",
+        "AssignManager",
+        "LogCall",
+        "ConfirmCall",
+        "ChangeTier",
+        "ChangeStage",
+        "SkipStage",
+        "Account",
+        "PreferredSuppliers",
+    ]
+    answers = {}
+    for name, document in operations.items():
+        body = api.graphql(document)
+        assert "errors" not in body, (name, body)
+        answers[name] = body["data"]
+
+    assert answers["OpenAccount"]["openAccount"]["account"] == {
+        "name": "Acme Tools",
+        "tier": "TRANSACTIONAL",
+        "stage": "EXPLORATION",
+    }
+    assert answers["LogCall"]["logInteraction"]["account"] == {
+        "pendingWrittenConfirmations": 1
+    }
+    assert answers["ConfirmCall"]["recordWrittenConfirmation"]["account"] == {
+        "pendingWrittenConfirmations": 0
+    }
+    skipped = answers["SkipStage"]["changeStage"]
+    assert skipped["__typename"] == "RuleViolation"
+    assert skipped["code"] == "STAGE_TRANSITION_NOT_ALLOWED"
+
+    account = answers["Account"]["account"]
+    assert (account["tier"], account["stage"], account["manager"]) == (
+        "PREFERRED_SUPPLIER",
+        "AWARENESS",
+        "bob.martin",
+    )
+    assert account["version"] == 7
+    assert account["contacts"] == [
+        {
+            "name": "Ann Lee",
+            "role": "Head of purchasing",
+            "email": "ann.lee@acme.example",
+            "birthday": "1980-04-12",
+        }
+    ]
+    (call,) = [edge["node"] for edge in account["interactions"]["edges"]]
+    assert call["channel"] == "CALL"
+    assert call["confirmedAt"] is not None
+    assert call["awaitingConfirmation"] is False
+    assert [p["value"] for p in account["tierHistory"]] == [
+        "transactional",
+        "preferred_supplier",
+    ]
+    assert account["tierHistory"][1]["reason"] == (
+        "Priority delivery agreed; teams on both sides"
+    )
+    assert account["tierHistory"][1]["actor"] == "tester"
+    assert [p["value"] for p in account["stageHistory"]] == ["exploration", "awareness"]
+    assert account["stageHistory"][0]["leftAt"] is not None
+    assert account["stageHistory"][1]["leftAt"] is None
+    assert account["managerHistory"][0]["value"] == "bob.martin"
+
+    listed = answers["PreferredSuppliers"]["accounts"]["edges"]
+    assert [edge["node"]["id"] for edge in listed] == [ACCOUNT_ID]
+
+    again = api.graphql(operations["OpenAccount"])["data"]["openAccount"]
+    assert again["code"] == "ACCOUNT_ALREADY_EXISTS"

@@ -1,0 +1,114 @@
+"""The events table on real PostgreSQL: metadata, immutability, concurrency."""
+
+from __future__ import annotations
+
+import threading
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+
+from api.runtime import open_store
+from domain.application import CommandMeta
+from domain.errors import ConcurrencyConflict
+from domain.values import AccountKind, Tier
+from eventstore.recorder import event_id
+
+
+def test_every_event_carries_its_audit_metadata_in_columns(app, db):
+    meta = CommandMeta(actor="alice", causation_id=uuid4())
+    opened = app.open_account(meta, name="Acme", kind=AccountKind.ORGANIZATION)
+    changed = app.change_tier(meta, opened.account_id, Tier.PARTNER, "joint plans")
+    row = db.execute(
+        "SELECT event_id, occurred_at, recorded_at, actor, correlation_id,"
+        " causation_id, command_id, notification_id, topic"
+        " FROM rapport_events WHERE originator_id = %s AND originator_version = 2",
+        (opened.account_id,),
+    ).fetchone()
+    assert row is not None
+    event, occurred, recorded, actor, correlation, causation, command, position, topic = row
+    assert event == event_id(opened.account_id, 2)
+    assert (actor, correlation, causation, command) == (
+        "alice",
+        meta.correlation_id,
+        meta.causation_id,
+        meta.command_id,
+    )
+    assert position == changed.position
+    assert topic.endswith("Account.TierChanged")
+    assert occurred == app.get_account(opened.account_id).modified_on
+    assert recorded >= occurred
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE rapport_events SET actor = 'mallory'",
+        "DELETE FROM rapport_events",
+        "TRUNCATE rapport_events",
+    ],
+)
+def test_the_events_table_refuses_update_delete_and_truncate(app, db, statement):
+    app.open_account(CommandMeta("alice"), name="Kept", kind=AccountKind.GROUP)
+    (before,) = db.execute("SELECT count(*) FROM rapport_events").fetchone() or (0,)
+    with pytest.raises(psycopg.errors.RestrictViolation, match="events are immutable"):
+        db.execute(statement)
+    (after,) = db.execute("SELECT count(*) FROM rapport_events").fetchone() or (0,)
+    assert after == before > 0
+
+
+def test_schema_creation_is_idempotent(database_url, app):
+    opened = app.open_account(CommandMeta("alice"), name="Acme", kind=AccountKind.GROUP)
+    again, projections = open_store(database_url)
+    projections.migrate()
+    assert again.get_account(opened.account_id).name == "Acme"
+    again.close()
+
+
+def _race(command, writers: int) -> list[object]:
+    barrier = threading.Barrier(writers)
+    results: list[object] = [None] * writers
+
+    def write(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = command(index)
+        except ConcurrencyConflict as conflict:
+            results[index] = conflict
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_racing_writers_with_the_same_expected_version_lose_no_update(app):
+    opened = app.open_account(CommandMeta("alice"), name="Race", kind=AccountKind.GROUP)
+    account_id: UUID = opened.account_id
+    results = _race(
+        lambda i: app.assign_manager(
+            CommandMeta(f"writer-{i}"), account_id, f"manager-{i}", expected_version=1
+        ),
+        writers=4,
+    )
+    winners = [r for r in results if not isinstance(r, ConcurrencyConflict)]
+    assert len(winners) == 1
+    assert app.get_account(account_id).version == 2
+
+
+def test_racing_writers_without_expected_version_are_all_applied(app):
+    opened = app.open_account(CommandMeta("alice"), name="Busy", kind=AccountKind.GROUP)
+    account_id = opened.account_id
+    results = _race(
+        lambda i: app.change_tier(
+            CommandMeta(f"writer-{i}"),
+            account_id,
+            [Tier.PARTNER, Tier.PREFERRED_SUPPLIER, Tier.STRATEGIC_ALLIANCE][i],
+            f"review {i}",
+        ),
+        writers=3,
+    )
+    assert not [r for r in results if isinstance(r, ConcurrencyConflict)]
+    assert app.get_account(account_id).version == 4

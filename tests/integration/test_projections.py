@@ -1,0 +1,192 @@
+"""Views built only from events, exactly once, and identical after a rebuild."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from domain.application import CommandMeta
+from domain.errors import ContactNotFound, StageTransitionNotAllowed
+from domain.values import AccountKind, Channel, Direction, Stage, Tier
+from projections.runner import VIEW_CLASSES
+
+ALICE = CommandMeta(actor="alice")
+EARLIER = datetime.now(tz=UTC) - timedelta(days=3)
+
+
+def _row(db, sql, *params):
+    cur = db.execute(sql, params)
+    names = [c.name for c in cur.description]
+    row = cur.fetchone()
+    return None if row is None else dict(zip(names, row, strict=True))
+
+
+def _story(app):
+    """An account that went through most of what the first slice knows."""
+    opened = app.open_account(ALICE, name="Acme Tools", kind=AccountKind.ORGANIZATION)
+    account_id = opened.account_id
+    ann = app.add_contact(ALICE, account_id, name="Ann Lee", email="ann@acme.test")
+    app.update_contact(ALICE, account_id, ann.created_id, role="Head of purchasing")
+    app.assign_manager(ALICE, account_id, "bob")
+    app.assign_manager(CommandMeta("carol"), account_id, "carol", "bob left")
+    call = app.log_interaction(
+        ALICE,
+        account_id,
+        channel=Channel.CALL,
+        direction=Direction.OUTBOUND,
+        occurred_at=EARLIER,
+        participants=("Ann Lee",),
+        summary="Quarterly review",
+        effort_minutes=30,
+    )
+    app.log_interaction(
+        ALICE,
+        account_id,
+        channel=Channel.VISIT,
+        direction=Direction.OUTBOUND,
+        occurred_at=EARLIER - timedelta(days=1),
+    )
+    app.record_written_confirmation(
+        ALICE, account_id, call.created_id, confirmed_at=EARLIER + timedelta(hours=1)
+    )
+    app.change_tier(ALICE, account_id, Tier.PREFERRED_SUPPLIER, "priority deliveries")
+    for stage in (Stage.AWARENESS, Stage.DISSOLUTION, Stage.EXPLORATION, Stage.AWARENESS):
+        app.change_stage(CommandMeta("dave"), account_id, stage, "review")
+    return account_id
+
+
+def test_account_view_shows_the_current_state(app, projections, db):
+    account_id = _story(app)
+    projections.catch_up()
+    view = _row(db, "SELECT * FROM account_view WHERE account_id = %s", account_id)
+    assert view is not None
+    assert (view["tier"], view["stage"], view["manager"]) == (
+        "preferred_supplier",
+        "awareness",
+        "carol",
+    )
+    (contact,) = view["contacts"].values()
+    assert (contact["name"], contact["role"]) == ("Ann Lee", "Head of purchasing")
+    assert view["interaction_count"] == 2
+    assert view["last_interaction_at"] == EARLIER
+    assert view["pending_confirmations"] == 1  # the visit
+    assert view["version"] == app.get_account(account_id).version
+
+
+def test_stage_history_has_one_period_per_stage_entered(app, projections, db):
+    account_id = _story(app)
+    projections.catch_up()
+    periods = db.execute(
+        "SELECT value, previous, left_at IS NULL, actor, duration IS NULL"
+        " FROM stage_history WHERE account_id = %s ORDER BY period",
+        (account_id,),
+    ).fetchall()
+    assert periods == [
+        ("exploration", None, False, "alice", False),
+        ("awareness", "exploration", False, "dave", False),
+        ("dissolution", "awareness", False, "dave", False),
+        ("exploration", "dissolution", False, "dave", False),
+        ("awareness", "exploration", True, "dave", True),
+    ]
+    durations = _row(
+        db,
+        "SELECT times_entered, is_current, first_entered_at < last_entered_at AS reentered"
+        " FROM stage_durations WHERE account_id = %s AND value = 'exploration'",
+        account_id,
+    )
+    assert durations == {"times_entered": 2, "is_current": False, "reentered": True}
+    spent = db.execute(
+        "SELECT sum(duration) FROM stage_history"
+        " WHERE account_id = %s AND value = 'exploration'",
+        (account_id,),
+    ).fetchone()
+    total = _row(
+        db,
+        "SELECT time_spent FROM stage_durations"
+        " WHERE account_id = %s AND value = 'exploration'",
+        account_id,
+    )
+    assert spent is not None
+    assert total is not None
+    assert total["time_spent"] == spent[0]
+
+
+def test_tier_and_manager_histories_keep_every_period(app, projections, db):
+    account_id = _story(app)
+    projections.catch_up()
+    tiers = db.execute(
+        "SELECT value, reason FROM tier_history WHERE account_id = %s ORDER BY period",
+        (account_id,),
+    ).fetchall()
+    assert tiers == [
+        ("transactional", "account opened"),
+        ("preferred_supplier", "priority deliveries"),
+    ]
+    managers = db.execute(
+        "SELECT value, previous, actor FROM manager_history"
+        " WHERE account_id = %s ORDER BY period",
+        (account_id,),
+    ).fetchall()
+    assert managers == [("bob", None, "alice"), ("carol", "bob", "carol")]
+
+
+def test_interaction_timeline_records_confirmation(app, projections, db):
+    account_id = _story(app)
+    projections.catch_up()
+    rows = db.execute(
+        "SELECT channel, oral, confirmed_at IS NOT NULL, participants"
+        " FROM interaction_timeline WHERE account_id = %s ORDER BY occurred_at DESC",
+        (account_id,),
+    ).fetchall()
+    assert rows == [("call", True, True, ["Ann Lee"]), ("visit", True, False, [])]
+
+
+def test_each_event_is_applied_exactly_once(app, projections, db):
+    account_id = _story(app)
+    projections.catch_up()
+    recorded = projections.recorder.read_after(0, 100_000)
+    batch = [(app.mapper.to_domain_event(r.stored), r) for r in recorded]
+    for view in projections.views.values():
+        view.process(batch)  # a redelivered batch, as after a crash
+    view = _row(
+        db, "SELECT interaction_count FROM account_view WHERE account_id = %s", account_id
+    )
+    assert view == {"interaction_count": 2}
+    (periods,) = db.execute(
+        "SELECT count(*) FROM stage_history WHERE account_id = %s", (account_id,)
+    ).fetchone() or (0,)
+    assert periods == 5
+
+
+def _dump(db, table):
+    return db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+
+
+def test_a_rebuild_reproduces_the_live_tables_exactly(app, projections, db):
+    _story(app)
+    _story(app)
+    projections.catch_up()
+    tables = [table for cls in VIEW_CLASSES for table in cls.tables]
+    live = {table: _dump(db, table) for table in tables}
+    seen: list[tuple[int, int]] = []
+    projections.rebuild(projections.views, lambda done, total: seen.append((done, total)))
+    assert {table: _dump(db, table) for table in tables} == live
+    assert seen
+    assert seen[-1][0] == seen[-1][1]
+    for view in projections.views.values():
+        assert view.position() == seen[-1][1]
+
+
+def test_a_refused_command_writes_no_event_and_changes_no_view(app, projections, db):
+    opened = app.open_account(ALICE, name="Solo", kind=AccountKind.INDIVIDUAL)
+    projections.catch_up()
+    events = "SELECT count(*) FROM rapport_events"
+    before = (db.execute(events).fetchone(), _dump(db, "account_view"))
+    with pytest.raises(ContactNotFound):
+        app.update_contact(ALICE, opened.account_id, uuid4(), role="x")
+    with pytest.raises(StageTransitionNotAllowed):
+        app.change_stage(ALICE, opened.account_id, Stage.COMMITMENT)
+    projections.catch_up()
+    assert (db.execute(events).fetchone(), _dump(db, "account_view")) == before

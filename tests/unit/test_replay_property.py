@@ -1,0 +1,63 @@
+"""Any sequence of commands, refused ones included, replays to the same state."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from uuid import UUID
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.account import Account
+from domain.errors import DomainError
+from domain.values import AccountKind, Channel, Direction, Stage, Tier
+
+NOW = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
+
+commands = st.one_of(
+    st.tuples(st.just("stage"), st.sampled_from(list(Stage))),
+    st.tuples(st.just("tier"), st.sampled_from(list(Tier))),
+    st.tuples(st.just("manager"), st.sampled_from(["bob", "carol", "dan"])),
+    st.tuples(st.just("log"), st.sampled_from(list(Channel))),
+    st.tuples(st.just("confirm"), st.integers(min_value=0, max_value=5)),
+)
+
+
+def run(account: Account, command: tuple[str, object], logged: list[UUID]) -> None:
+    kind, arg = command
+    if kind == "stage":
+        account.change_stage(stage=Stage(str(arg)))
+    elif kind == "tier":
+        account.change_tier(tier=Tier(str(arg)), reason="review")
+    elif kind == "manager":
+        account.assign_manager(manager=str(arg))
+    elif kind == "log":
+        interaction_id = UUID(int=len(logged) + 1)
+        account.log_interaction(
+            interaction_id=interaction_id,
+            channel=Channel(str(arg)),
+            direction=Direction.OUTBOUND,
+            occurred_at=NOW,
+        )
+        logged.append(interaction_id)
+    elif logged:
+        account.record_written_confirmation(
+            interaction_id=logged[int(str(arg)) % len(logged)], confirmed_at=NOW
+        )
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(commands, max_size=30))
+def test_any_command_sequence_replays_to_the_same_state(sequence):
+    account = Account.open(name="Acme", kind=AccountKind.ORGANIZATION)
+    logged: list[UUID] = []
+    for command in sequence:
+        with contextlib.suppress(DomainError):  # a refused command leaves no event
+            run(account, command, logged)
+    state: Account | None = None
+    for event in account.collect_events():
+        state = event.mutate(state)  # type: ignore[arg-type]
+    assert isinstance(state, Account)
+    assert state.version == account.version
+    assert vars(state) == vars(account)
