@@ -25,6 +25,8 @@ def start_embedded(data_dir: Path, *, keep: bool = True) -> str:
     """
     import pgserver  # noqa: PLC0415 - only needed when no DATABASE_URL is set
 
+    # pgserver narrates every pg_ctl call at INFO; its warnings are enough.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     data_dir = data_dir.resolve()
     if data_dir not in _embedded:
         data_dir.mkdir(parents=True, exist_ok=True)

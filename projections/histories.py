@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from eventsourcing.dispatch import singledispatchmethod
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -21,6 +20,8 @@ from domain.account import Account
 from domain.values import Stage, Tier
 from eventstore.recorder import RecordedEvent
 from projections.base import View
+
+OPENED = "account opened"
 
 
 def _period_ddl(table: str, durations: str | None) -> tuple[str, ...]:
@@ -55,15 +56,33 @@ def _period_ddl(table: str, durations: str | None) -> tuple[str, ...]:
 
 
 class PeriodHistory(View):
-    """Periods of one dimension of the account; subclasses say which events move it."""
+    """Periods of one dimension of the account.
+
+    A subclass names the event that moves the dimension (``moved_by``), how to
+    read the new and previous value from it, and the value an account opens
+    with (``None``: no period until the first move).
+    """
 
     table: ClassVar[str]
+    opened_with: ClassVar[str | None] = None
+    moved_by: ClassVar[type[Any]]
+
+    @staticmethod
+    def values(event: Any) -> tuple[str, str | None]:
+        """The value the event moves to, and the one it leaves."""
+        raise NotImplementedError
+
+    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
+        if isinstance(event, self.moved_by):
+            value, previous = self.values(event)
+            self.enter(cur, recorded, value, previous, event.reason, event.timestamp)
+        elif isinstance(event, Account.AccountOpened) and self.opened_with is not None:
+            self.enter(cur, recorded, self.opened_with, None, OPENED, event.timestamp)
 
     def enter(
         self,
         cur: Cursor[DictRow],
         recorded: RecordedEvent,
-        *,
         value: str,
         previous: str | None,
         reason: str,
@@ -99,103 +118,37 @@ class PeriodHistory(View):
 
 
 class StageHistory(PeriodHistory):
-    name = "stage_history"
-    table = "stage_history"
+    name = table = "stage_history"
     tables = (table,)
     ddl = _period_ddl(table, "stage_durations")
+    opened_with = Stage.EXPLORATION
+    moved_by = Account.StageChanged
 
-    @singledispatchmethod
-    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
-        """Events that do not move the stage."""
-
-    @apply.register
-    def _(
-        self, event: Account.AccountOpened, cur: Cursor[DictRow], recorded: RecordedEvent
-    ) -> None:
-        self.enter(
-            cur,
-            recorded,
-            value=Stage.EXPLORATION,
-            previous=None,
-            reason="account opened",
-            at=event.timestamp,
-        )
-
-    @apply.register
-    def _(
-        self, event: Account.StageChanged, cur: Cursor[DictRow], recorded: RecordedEvent
-    ) -> None:
-        self.enter(
-            cur,
-            recorded,
-            value=event.stage,
-            previous=event.previous,
-            reason=event.reason,
-            at=event.timestamp,
-        )
+    @staticmethod
+    def values(event: Account.StageChanged) -> tuple[str, str | None]:
+        return event.stage, event.previous
 
 
 class TierHistory(PeriodHistory):
-    name = "tier_history"
-    table = "tier_history"
+    name = table = "tier_history"
     tables = (table,)
     ddl = _period_ddl(table, "tier_durations")
+    opened_with = Tier.TRANSACTIONAL
+    moved_by = Account.TierChanged
 
-    @singledispatchmethod
-    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
-        """Events that do not move the tier."""
-
-    @apply.register
-    def _(
-        self, event: Account.AccountOpened, cur: Cursor[DictRow], recorded: RecordedEvent
-    ) -> None:
-        self.enter(
-            cur,
-            recorded,
-            value=Tier.TRANSACTIONAL,
-            previous=None,
-            reason="account opened",
-            at=event.timestamp,
-        )
-
-    @apply.register
-    def _(
-        self, event: Account.TierChanged, cur: Cursor[DictRow], recorded: RecordedEvent
-    ) -> None:
-        self.enter(
-            cur,
-            recorded,
-            value=event.tier,
-            previous=event.previous,
-            reason=event.reason,
-            at=event.timestamp,
-        )
+    @staticmethod
+    def values(event: Account.TierChanged) -> tuple[str, str | None]:
+        return event.tier, event.previous
 
 
 class ManagerHistory(PeriodHistory):
     """Who managed the account when: a departing salesperson's accounts stay findable."""
 
-    name = "manager_history"
-    table = "manager_history"
+    name = table = "manager_history"
     tables = (table,)
     ddl = _period_ddl(table, None)
+    moved_by = Account.AccountManagerAssigned
 
-    @singledispatchmethod
-    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
-        """Events that do not change the manager."""
-
-    @apply.register
-    def _(
-        self,
-        event: Account.AccountManagerAssigned,
-        cur: Cursor[DictRow],
-        recorded: RecordedEvent,
-    ) -> None:
-        self.enter(
-            cur,
-            recorded,
-            value=event.manager,
-            previous=event.previous_manager,
-            reason=event.reason,
-            at=event.timestamp,
-        )
+    @staticmethod
+    def values(event: Account.AccountManagerAssigned) -> tuple[str, str | None]:
+        return event.manager, event.previous_manager

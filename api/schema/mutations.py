@@ -36,8 +36,8 @@ from domain.errors import DomainError
 from projections import queries
 
 
-@strawberry.type
-class AccountChanged:
+@strawberry.interface(description="What every successful command answers.")
+class AccountChange:
     account_id: UUID
     version: int = strawberry.field(description="Pass as expectedVersion next time.")
     position: Position
@@ -49,12 +49,17 @@ class AccountChanged:
 
 
 @strawberry.type
-class ContactAdded(AccountChanged):
+class AccountChanged(AccountChange):
+    pass
+
+
+@strawberry.type
+class ContactAdded(AccountChange):
     contact_id: UUID
 
 
 @strawberry.type
-class InteractionLogged(AccountChanged):
+class InteractionLogged(AccountChange):
     interaction_id: UUID
 
 
@@ -112,6 +117,18 @@ async def _account_result(info: Info, command: Command) -> AccountResult:
 
 
 @strawberry.input
+class AccountCommandInput:
+    """What every command on an existing account carries."""
+
+    account_id: UUID
+    expected_version: int | None = strawberry.field(
+        default=None,
+        description="The version the client based the command on; a mismatch is a "
+        "ConcurrencyConflict and nothing is written.",
+    )
+
+
+@strawberry.input
 class AddressInput:
     street: str = ""
     city: str = ""
@@ -154,9 +171,7 @@ class OpenAccountInput:
 
 
 @strawberry.input
-class UpdateProfileInput:
-    account_id: UUID
-    expected_version: int | None = None
+class UpdateProfileInput(AccountCommandInput):
     name: str | None = None
     business_category: str | None = None
     address: AddressInput | None = None
@@ -164,13 +179,11 @@ class UpdateProfileInput:
 
 
 @strawberry.input
-class AddContactInput:
-    account_id: UUID
+class AddContactInput(AccountCommandInput):
     name: str
     contact_id: UUID | None = strawberry.field(
         default=None, description="Client-chosen id; a new one when left out."
     )
-    expected_version: int | None = None
     role: str = ""
     influence: Influence = Influence.MEDIUM
     email: str | None = None
@@ -180,10 +193,8 @@ class AddContactInput:
 
 
 @strawberry.input(description="Fields left out stay as they are; an empty string clears.")
-class UpdateContactInput:
-    account_id: UUID
+class UpdateContactInput(AccountCommandInput):
     contact_id: UUID
-    expected_version: int | None = None
     name: str | None = None
     role: str | None = None
     influence: Influence | None = None
@@ -194,56 +205,43 @@ class UpdateContactInput:
 
 
 @strawberry.input
-class RemoveContactInput:
-    account_id: UUID
+class RemoveContactInput(AccountCommandInput):
     contact_id: UUID
     reason: str
-    expected_version: int | None = None
 
 
 @strawberry.input
-class AssignAccountManagerInput:
-    account_id: UUID
+class AssignAccountManagerInput(AccountCommandInput):
     manager: str
     reason: str = ""
-    expected_version: int | None = None
 
 
 @strawberry.input
-class ChangeClassificationInput:
-    account_id: UUID
+class ChangeClassificationInput(AccountCommandInput):
     classification: Classification
     reason: str = ""
-    expected_version: int | None = None
 
 
 @strawberry.input
-class ChangeRelationshipTypeInput:
-    account_id: UUID
+class ChangeRelationshipTypeInput(AccountCommandInput):
     relationship_type: RelationshipType
     reason: str = ""
-    expected_version: int | None = None
 
 
 @strawberry.input
-class ChangeTierInput:
-    account_id: UUID
+class ChangeTierInput(AccountCommandInput):
     tier: Tier
     reason: str
-    expected_version: int | None = None
 
 
 @strawberry.input
-class ChangeStageInput:
-    account_id: UUID
+class ChangeStageInput(AccountCommandInput):
     stage: Stage
     reason: str = ""
-    expected_version: int | None = None
 
 
 @strawberry.input
-class LogInteractionInput:
-    account_id: UUID
+class LogInteractionInput(AccountCommandInput):
     channel: Channel
     interaction_id: UUID | None = strawberry.field(
         default=None, description="Client-chosen id; a new one when left out."
@@ -254,19 +252,16 @@ class LogInteractionInput:
     summary: str = ""
     outcome: str = ""
     effort_minutes: int = 0
-    expected_version: int | None = None
 
 
 @strawberry.input
-class RecordWrittenConfirmationInput:
-    account_id: UUID
+class RecordWrittenConfirmationInput(AccountCommandInput):
     interaction_id: UUID
     channel: Channel = Channel.EMAIL
     confirmed_at: datetime | None = strawberry.field(
         default=None, description="Defaults to now."
     )
     note: str = ""
-    expected_version: int | None = None
 
 
 @strawberry.type
