@@ -11,11 +11,12 @@ import os
 import secrets
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 from psycopg.sql import SQL, Identifier
 
 from api.runtime import open_store
@@ -34,18 +35,31 @@ def server_url() -> Iterator[str]:
         yield start_embedded(Path(data_dir) / "pgdata", keep=False)
 
 
-@pytest.fixture(scope="session")
-def database_url(server_url: str) -> Iterator[str]:
+@contextmanager
+def _database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the server, dropped afterwards."""
     name = f"rapport_test_{os.getpid()}_{secrets.token_hex(4)}"
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(SQL("CREATE DATABASE {}").format(Identifier(name)))
-    params = conninfo_to_dict(server_url)
-    params["dbname"] = name
     try:
-        yield make_conninfo("", **params)
+        yield make_conninfo(server_url, dbname=name)
     finally:
         with psycopg.connect(server_url, autocommit=True) as admin:
             admin.execute(SQL("DROP DATABASE {} WITH (FORCE)").format(Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    """The run's database, shared by its tests."""
+    with _database(server_url) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database_url(server_url: str) -> Iterator[str]:
+    """A database of the test's own, for a process that must start from nothing."""
+    with _database(server_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

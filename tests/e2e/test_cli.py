@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+
+import psycopg
+
+from api.runtime import open_store
+from domain.application import CommandMeta
+from domain.values import AccountKind
 
 PYTHON = [sys.executable, "-m", "api.cli"]
 
@@ -62,3 +70,38 @@ def test_rebuild_reports_progress_and_refuses_unknown_views(database_url, app):
     refused = _run(["rebuild", "accounts_view"], env)
     assert refused.returncode == 2
     assert "unknown view(s): accounts_view" in refused.stderr
+
+
+def test_the_standalone_projection_runner_follows_new_events_and_stops_on_sigterm(
+    empty_database_url,
+):
+    url = empty_database_url
+    app, _ = open_store(url)
+    runner = subprocess.Popen(  # noqa: S603 - our own command
+        [*PYTHON, "project"],
+        env=os.environ | {"DATABASE_URL": url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        opened = app.open_account(
+            CommandMeta("alice"), name="Followed", kind=AccountKind.GROUP
+        )
+        deadline = time.monotonic() + 60
+        with psycopg.connect(url, autocommit=True) as conn:
+            while (
+                conn.execute(
+                    "SELECT 1 FROM account_view WHERE account_id = %s", (opened.account_id,)
+                ).fetchone()
+                is None
+            ):
+                assert runner.poll() is None, runner.stdout.read() if runner.stdout else ""
+                assert time.monotonic() < deadline, "the runner did not project the event"
+                time.sleep(0.05)
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(timeout=30) == 0
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        app.close()
