@@ -37,6 +37,13 @@ def start_embedded(data_dir: Path, *, keep: bool = True) -> str:
     return url
 
 
+def stop_embedded(data_dir: Path) -> None:
+    """Stop a server this process started (and delete its data unless kept)."""
+    server = _embedded.pop(data_dir.resolve(), None)
+    if server is not None:
+        server.cleanup()
+
+
 def resolve_database_url() -> str:
     url = os.environ.get("DATABASE_URL", "").strip()
     if url:

@@ -21,7 +21,7 @@ from psycopg.sql import SQL, Identifier
 
 from api.runtime import open_store
 from domain.application import Accounts
-from eventstore.database import start_embedded
+from eventstore.database import start_embedded, stop_embedded
 from projections.runner import Projections
 
 
@@ -31,8 +31,12 @@ def server_url() -> Iterator[str]:
     if url:
         yield url
         return
-    with tempfile.TemporaryDirectory(prefix="rapport-test-") as data_dir:
-        yield start_embedded(Path(data_dir) / "pgdata", keep=False)
+    with tempfile.TemporaryDirectory(prefix="rapport-test-") as temp:
+        data_dir = Path(temp) / "pgdata"
+        try:
+            yield start_embedded(data_dir, keep=False)
+        finally:
+            stop_embedded(data_dir)
 
 
 @contextmanager
