@@ -129,8 +129,8 @@ class Runtime:
             await asyncio.to_thread(self._runner.join, 10)
         await self.watermark.stop()
         await self.pool.close()
-        self.executor.shutdown(wait=True)
-        self.app.close()
+        await asyncio.to_thread(self.executor.shutdown, wait=True)
+        await asyncio.to_thread(self.app.close)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a synchronous (eventsourcing) call off the event loop."""

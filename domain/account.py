@@ -8,7 +8,7 @@ rule and never raises.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -36,13 +36,15 @@ from domain.values import (
     Tier,
     bounded_text,
     email_address,
+    past_date,
+    past_moment,
     phone_number,
     required_text,
     stage_transition_allowed,
+    valid_address,
+    valid_channels,
 )
 
-# How far ahead of the clock an interaction may be dated (time-zone slack).
-FUTURE_SLACK = timedelta(days=1)
 MAX_EFFORT_MINUTES = 24 * 60
 MAX_TEXT = 4000
 
@@ -66,11 +68,8 @@ class InteractionRecord:
     """What the rules need to remember about a logged interaction."""
 
     channel: Channel
+    occurred_at: datetime
     confirmed: bool
-
-
-def _now() -> datetime:
-    return datetime.now(tz=UTC)
 
 
 def _reason(reason: str) -> str:
@@ -125,8 +124,8 @@ class Account(Aggregate):
             name=required_text("name", name),
             kind=AccountKind(kind),
             business_category=bounded_text("businessCategory", business_category, 200),
-            address=address or Address(),
-            channels=tuple(channels),
+            address=valid_address("address", address or Address()),
+            channels=valid_channels("channels", tuple(channels)),
         )
 
     # -- profile ---------------------------------------------------------------
@@ -162,8 +161,8 @@ class Account(Aggregate):
             "business_category": None
             if business_category is None
             else bounded_text("businessCategory", business_category, 200),
-            "address": address,
-            "channels": None if channels is None else tuple(channels),
+            "address": None if address is None else valid_address("address", address),
+            "channels": None if channels is None else valid_channels("channels", channels),
         }
         changes = {k: (v if v != getattr(self, k) else None) for k, v in changes.items()}
         if all(v is None for v in changes.values()):
@@ -216,7 +215,7 @@ class Account(Aggregate):
             influence=Influence(influence),
             email=email_address("email", email),
             phone=phone_number("phone", phone),
-            birthday=_past_date("birthday", birthday),
+            birthday=past_date("birthday", birthday),
             preferences=bounded_text("preferences", preferences, MAX_TEXT),
         )
 
@@ -262,7 +261,7 @@ class Account(Aggregate):
             "influence": None if influence is None else Influence(influence),
             "email": None if email is None else email_address("email", email) or "",
             "phone": None if phone is None else phone_number("phone", phone) or "",
-            "birthday": _past_date("birthday", birthday),
+            "birthday": past_date("birthday", birthday),
             "preferences": None
             if preferences is None
             else bounded_text("preferences", preferences, MAX_TEXT),
@@ -412,7 +411,7 @@ class Account(Aggregate):
 
         def apply(self, aggregate: Account) -> None:
             aggregate.interactions[self.interaction_id] = InteractionRecord(
-                channel=Channel(self.channel), confirmed=False
+                channel=Channel(self.channel), occurred_at=self.occurred_at, confirmed=False
             )
 
     def log_interaction(
@@ -438,7 +437,7 @@ class Account(Aggregate):
             interaction_id=interaction_id,
             channel=Channel(channel),
             direction=Direction(direction),
-            occurred_at=_not_future("occurredAt", occurred_at),
+            occurred_at=past_moment("occurredAt", occurred_at),
             participants=tuple(required_text("participants", p, 200) for p in participants),
             summary=bounded_text("summary", summary, MAX_TEXT),
             outcome=bounded_text("outcome", outcome, MAX_TEXT),
@@ -481,10 +480,15 @@ class Account(Aggregate):
         channel = Channel(channel)
         if channel.is_oral:
             raise InvalidValue("channel", "a written confirmation cannot be oral")
+        confirmed_at = past_moment("confirmedAt", confirmed_at)
+        if confirmed_at < record.occurred_at:
+            raise InvalidValue(
+                "confirmedAt", "a confirmation cannot precede its interaction"
+            )
         self.trigger_event(
             self.WrittenConfirmationRecorded,
             interaction_id=interaction_id,
-            confirmed_at=_not_future("confirmedAt", confirmed_at),
+            confirmed_at=confirmed_at,
             channel=channel,
             note=bounded_text("note", note, MAX_TEXT),
         )
@@ -505,17 +509,3 @@ _CONTACT_FIELDS = (
     "birthday",
     "preferences",
 )
-
-
-def _not_future(field: str, moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise InvalidValue(field, f"{field} needs a time zone")
-    if moment > _now() + FUTURE_SLACK:
-        raise InvalidValue(field, f"{field} is in the future")
-    return moment
-
-
-def _past_date(field: str, day: date | None) -> date | None:
-    if day is not None and day > _now().date():
-        raise InvalidValue(field, f"{field} is in the future")
-    return day

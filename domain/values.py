@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from domain.errors import InvalidValue
@@ -126,6 +127,14 @@ MAX_EMAIL_LENGTH = 254
 MIN_PHONE_DIGITS = 5
 
 
+# Dates before this are typing mistakes, and PostgreSQL and Python disagree on
+# years before 1 (UTC offsets can push 0001-01-01 into 1 BC).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+# How far ahead of the clock a moment may lie (time-zone slack).
+FUTURE_SLACK = timedelta(days=1)
+MAX_CHANNELS = 20
+
+
 def required_text(field: str, value: str, max_length: int = 200) -> str:
     text = value.strip()
     if not text:
@@ -136,7 +145,47 @@ def required_text(field: str, value: str, max_length: int = 200) -> str:
 def bounded_text(field: str, value: str, max_length: int) -> str:
     if len(value) > max_length:
         raise InvalidValue(field, f"{field} is longer than {max_length} characters")
+    if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+        raise InvalidValue(field, f"{field} contains characters that are not text")
     return value
+
+
+def past_moment(field: str, moment: datetime) -> datetime:
+    """A moment with a time zone, not before 1900 and not (much) in the future."""
+    if moment.tzinfo is None:
+        raise InvalidValue(field, f"{field} needs a time zone")
+    if moment < EARLIEST:
+        raise InvalidValue(field, f"{field} is before {EARLIEST.year}")
+    if moment > datetime.now(tz=UTC) + FUTURE_SLACK:
+        raise InvalidValue(field, f"{field} is in the future")
+    return moment
+
+
+def past_date(field: str, day: date | None) -> date | None:
+    if day is None:
+        return None
+    if day < EARLIEST.date():
+        raise InvalidValue(field, f"{field} is before {EARLIEST.year}")
+    if day > datetime.now(tz=UTC).date():
+        raise InvalidValue(field, f"{field} is in the future")
+    return day
+
+
+def valid_address(field: str, address: Address) -> Address:
+    for part in ("street", "city", "postal_code", "country"):
+        bounded_text(f"{field}.{part}", getattr(address, part), 200)
+    return address
+
+
+def valid_channels(
+    field: str, channels: tuple[ContactChannel, ...]
+) -> tuple[ContactChannel, ...]:
+    if len(channels) > MAX_CHANNELS:
+        raise InvalidValue(field, f"at most {MAX_CHANNELS} {field}")
+    for channel in channels:
+        ContactChannelKind(channel.kind)
+        required_text(f"{field}.value", channel.value, 200)
+    return tuple(channels)
 
 
 def email_address(field: str, value: str | None) -> str | None:

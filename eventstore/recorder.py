@@ -17,7 +17,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composable, Identifier
 
 # Event ids are derived from (account, version): stable across export/import.
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://rapport.invalid/events")
@@ -106,7 +106,10 @@ class RapportRecorder(PostgresApplicationRecorder):
             "SELECT notification_id, originator_id, originator_version, topic, state,"
             " event_id, occurred_at, recorded_at, actor, correlation_id,"
             " causation_id, command_id FROM {schema}.{table}"
-            " WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        ).format(**names)
+        self.select_version_at = SQL(
+            "SELECT max(originator_version) AS version FROM {schema}.{table}"
+            " WHERE originator_id = %s AND occurred_at <= %s"
         ).format(**names)
 
     def _create_table(self, curs: Cursor[DictRow]) -> None:
@@ -142,8 +145,39 @@ class RapportRecorder(PostgresApplicationRecorder):
 
     def read_after(self, position: int, limit: int) -> list[RecordedEvent]:
         """Events after ``position`` in commit order, with their metadata."""
+        return self._select(
+            SQL(" WHERE notification_id > %s ORDER BY notification_id LIMIT %s"),
+            (position, limit),
+        )
+
+    def account_events(
+        self,
+        account_id: UUID,
+        *,
+        after_version: int = 0,
+        limit: int = 100,
+        topics: Sequence[str] = (),
+    ) -> list[RecordedEvent]:
+        """One account's events after ``after_version``, oldest first."""
+        condition: Composable = SQL(" WHERE originator_id = %s AND originator_version > %s")
+        params: list[Any] = [account_id, after_version]
+        if topics:
+            condition += SQL(" AND topic = ANY(%s)")
+            params.append(list(topics))
+        params.append(limit)
+        condition += SQL(" ORDER BY originator_version LIMIT %s")
+        return self._select(condition, params)
+
+    def version_at(self, account_id: UUID, moment: datetime) -> int | None:
+        """The account's version as it stood at ``moment`` (domain time)."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self.select_recorded, (position, limit), prepare=True)
+            curs.execute(self.select_version_at, (account_id, moment))
+            row = curs.fetchone()
+            return None if row is None else row["version"]
+
+    def _select(self, condition: Composable, params: Sequence[Any]) -> list[RecordedEvent]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_recorded + condition, params, prepare=True)
             return [
                 RecordedEvent(
                     position=row["notification_id"],

@@ -35,20 +35,28 @@ class View(PostgresTrackingRecorder):
         self.sql_create_statements.extend(
             Composed([SQL(statement)]) for statement in self.ddl
         )
-        self._lock = SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(
-            f"rapport-view:{self.name}"
-        )
+        key = f"rapport-view:{self.name}"
+        self._lock = SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(key)
+        self._try_lock = SQL(
+            "SELECT pg_try_advisory_xact_lock(hashtext({})) AS locked"
+        ).format(key)
 
     @singledispatchmethod
     def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
         """Events this view does not need are passed over."""
 
     def process(self, batch: Batch) -> int:
-        """Apply the events of ``batch`` this view has not seen; return its position."""
+        """Apply the events of ``batch`` this view has not seen; return its position.
+
+        While a rebuild holds the view, the batch is left for the next round:
+        the rebuild replays it anyway, and the other views keep moving.
+        """
         with self.datastore.transaction(commit=True) as cur:
-            # Serialises with a concurrent rebuild of the same view.
-            cur.execute(self._lock)
+            cur.execute(self._try_lock)
+            row = cur.fetchone()
             position = self._max_tracking_id(self.application_name, cur) or 0
+            if row is None or not row["locked"]:
+                return position
             return self.apply_batch(cur, batch, position)
 
     def apply_batch(self, cur: Cursor[DictRow], batch: Batch, position: int) -> int:
@@ -66,10 +74,14 @@ class View(PostgresTrackingRecorder):
         return self.max_tracking_id(self.application_name) or 0
 
     def reset(self, cur: Cursor[DictRow]) -> None:
-        """Empty the view and forget its position, inside the caller's transaction."""
+        """Empty the view and forget its position, inside the caller's transaction.
+
+        DELETE, not TRUNCATE: TRUNCATE would lock readers out until the caller
+        commits, where DELETE lets them read the old rows meanwhile.
+        """
         cur.execute(self._lock)
         for table in self.tables:
-            cur.execute(SQL("TRUNCATE {}").format(Identifier(table)))
+            cur.execute(SQL("DELETE FROM {}").format(Identifier(table)))
         cur.execute(
             SQL("DELETE FROM {} WHERE application_name = %s").format(
                 Identifier(self.tracking_table_name)

@@ -19,8 +19,8 @@ class InteractionTimeline(View):
     tables = ("interaction_timeline",)
     ddl = (
         """CREATE TABLE IF NOT EXISTS interaction_timeline (
-            interaction_id uuid PRIMARY KEY,
             account_id uuid NOT NULL,
+            interaction_id uuid NOT NULL,
             channel text NOT NULL,
             direction text NOT NULL,
             occurred_at timestamptz NOT NULL,
@@ -34,7 +34,8 @@ class InteractionTimeline(View):
             confirmed_at timestamptz,
             confirmation_channel text,
             confirmation_note text,
-            position bigint NOT NULL)""",
+            position bigint NOT NULL,
+            PRIMARY KEY (account_id, interaction_id))""",
         "CREATE INDEX IF NOT EXISTS interaction_timeline_account_idx"
         " ON interaction_timeline (account_id, occurred_at DESC, interaction_id DESC)",
     )
@@ -82,6 +83,12 @@ class InteractionTimeline(View):
         cur.execute(
             "UPDATE interaction_timeline SET confirmed_at = %s,"
             " confirmation_channel = %s, confirmation_note = %s"
-            " WHERE interaction_id = %s",
-            (event.confirmed_at, event.channel, event.note, event.interaction_id),
+            " WHERE account_id = %s AND interaction_id = %s",
+            (
+                event.confirmed_at,
+                event.channel,
+                event.note,
+                event.originator_id,
+                event.interaction_id,
+            ),
         )

@@ -63,18 +63,30 @@ class Projections:
         return [(self.app.mapper.to_domain_event(r.stored), r) for r in recorded]
 
     def catch_up(self, notify: Callable[[int], None] | None = None) -> int:
-        """Apply every committed event to every view; return the common position."""
+        """Apply every committed event to every view; return the common position.
+
+        A view that fails is left where it stopped (and logged) until the next
+        round; the other views go on. So is a view held by a rebuild.
+        """
         positions = {name: view.position() for name, view in self.views.items()}
-        while True:
-            start = min(positions.values())
-            recorded = self.recorder.read_after(start, self.batch_size)
+        stalled: set[str] = set()
+        while moving := {n: p for n, p in positions.items() if n not in stalled}:
+            recorded = self.recorder.read_after(min(moving.values()), self.batch_size)
             if not recorded:
-                return start
+                break
             batch = self._decode(recorded)
-            for name, view in self.views.items():
-                positions[name] = view.process(batch)
+            for name, position in moving.items():
+                if position >= recorded[-1].position:
+                    continue
+                try:
+                    positions[name] = self.views[name].process(batch)
+                except Exception:
+                    log.exception("view %s failed after position %d", name, position)
+                if positions[name] == position:
+                    stalled.add(name)  # failed, or held by a rebuild: next round
             if notify is not None:
                 notify(min(positions.values()))
+        return min(positions.values())
 
     def run(self, stop: threading.Event, idle_wakeup: float = 1.0) -> None:
         """Catch up, then wait for NOTIFY from writers, until ``stop`` is set."""

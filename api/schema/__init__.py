@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
 from strawberry.schema.config import StrawberryConfig
 
 from api.schema.accounts import AccountQueries
 from api.schema.mutations import AccountMutations
-from api.schema.scalars import SCALARS
+from api.schema.scalars import SCALARS, InvalidArgument
 
 
 @strawberry.type
@@ -20,6 +24,15 @@ class Mutation(AccountMutations):
     pass
 
 
+def _unexpected(error: GraphQLError) -> bool:
+    """Mask errors that are not the client's to fix: they could leak internals."""
+    original = error.original_error
+    return original is not None and not isinstance(original, InvalidArgument)
+
+
 schema = strawberry.Schema(
-    query=Query, mutation=Mutation, config=StrawberryConfig(scalar_map=SCALARS)
+    query=Query,
+    mutation=Mutation,
+    config=StrawberryConfig(scalar_map=SCALARS),
+    extensions=[partial(MaskErrors, should_mask_error=_unexpected)],
 )

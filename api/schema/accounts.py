@@ -225,10 +225,7 @@ class Account:
         self, info: Info, first: int = 20, after: str | None = None
     ) -> Connection[Interaction]:
         limit = page_size(first, info.context.runtime.settings.max_page_size)
-        key = None
-        if after is not None:
-            moment, interaction_id = decode_cursor(after, 2)
-            key = (datetime.fromisoformat(moment), UUID(interaction_id))
+        key = None if after is None else decode_cursor(after, datetime.fromisoformat, UUID)
         async with info.context.runtime.pool.connection() as conn:
             rows = await queries.interactions(conn, self.id, limit + 1, key)
         return connection(
@@ -307,10 +304,7 @@ class AccountQueries:
     ) -> Connection[Account]:
         limit = page_size(first, info.context.runtime.settings.max_page_size)
         where = filter or AccountFilter()
-        key = None
-        if after is not None:
-            name, account_id = decode_cursor(after, 2)
-            key = (str(name), UUID(account_id))
+        key = None if after is None else decode_cursor(after, str, UUID)
         async with info.context.runtime.pool.connection() as conn:
             rows = await queries.list_accounts(
                 conn,

@@ -3,11 +3,13 @@ after the change (read-your-writes), or with a typed error and nothing written."
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated
 from uuid import UUID
 
+import psycopg
 import strawberry
 
 from api.schema.accounts import Account, Info
@@ -82,6 +84,8 @@ LogInteractionResult = Annotated[
 
 Command = Callable[[CommandMeta], Outcome]
 
+log = logging.getLogger("rapport.api")
+
 
 async def _execute(info: Info, command: Command) -> Outcome | DomainError:
     context = info.context
@@ -97,9 +101,16 @@ async def _changed(info: Info, outcome: Outcome) -> dict[str, object]:
     projected = await runtime.watermark.wait(
         outcome.position, runtime.settings.read_wait_seconds
     )
-    async with runtime.pool.connection() as conn:
-        rows = await queries.accounts_by_id(conn, [outcome.account_id])
-    row = rows.get(outcome.account_id)
+    row = None
+    try:
+        async with runtime.pool.connection() as conn:
+            rows = await queries.accounts_by_id(conn, [outcome.account_id])
+        row = rows.get(outcome.account_id)
+    except psycopg.Error:
+        # The command is committed: answer with its outcome, not an error, so a
+        # client never retries a write that happened.
+        log.exception("reading back account %s failed", outcome.account_id)
+        projected = False
     return {
         "account_id": outcome.account_id,
         "version": outcome.version,
@@ -192,7 +203,9 @@ class AddContactInput(AccountCommandInput):
     preferences: str = ""
 
 
-@strawberry.input(description="Fields left out stay as they are; an empty string clears.")
+@strawberry.input(
+    description="Fields left out stay as they are; an empty string clears a text field."
+)
 class UpdateContactInput(AccountCommandInput):
     contact_id: UUID
     name: str | None = None

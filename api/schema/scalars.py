@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any, Generic, NewType, TypeVar
 
 import strawberry
@@ -39,8 +40,10 @@ Position = NewType("Position", int)
 SCALARS: dict[object, ScalarDefinition] = {
     Position: strawberry.scalar(
         name="Position",
-        description="Place of an event in the global, gap-free event order "
-        "(a 64-bit integer, sent as a JSON number).",
+        description="Place of an event in the global event order, a 64-bit integer "
+        "sent as a JSON number. Positions become visible in increasing order: once "
+        "a reader has seen position n, no event below n appears later. Numbers "
+        "may be skipped.",
         serialize=int,
         parse_value=int,
     )
@@ -81,27 +84,32 @@ class Connection(Generic[T]):
     page_info: PageInfo
 
 
-class InvalidCursor(ValueError):
-    pass
+class InvalidArgument(ValueError):
+    """A query argument the client got wrong; its message is shown as is."""
 
 
 def encode_cursor(*key: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, default=str).encode()).decode()
 
 
-def decode_cursor(cursor: str, arity: int) -> list[Any]:
+def decode_cursor(cursor: str, *parts: Callable[[str], Any]) -> tuple[Any, ...]:
+    """The keyset behind ``cursor``, each part parsed by the matching function."""
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except ValueError:
-        raise InvalidCursor(f"not a cursor of this list: {cursor!r}") from None
-    if not isinstance(key, list) or len(key) != arity:
-        raise InvalidCursor(f"not a cursor of this list: {cursor!r}")
-    return key
+        if not (
+            isinstance(key, list)
+            and len(key) == len(parts)
+            and all(isinstance(k, str) for k in key)
+        ):
+            raise InvalidArgument
+        return tuple(parse(k) for parse, k in zip(parts, key, strict=True))
+    except (ValueError, TypeError):
+        raise InvalidArgument(f"not a cursor of this list: {cursor!r}") from None
 
 
 def page_size(first: int, maximum: int) -> int:
     if not 1 <= first <= maximum:
-        raise ValueError(f"first must be between 1 and {maximum}")
+        raise InvalidArgument(f"first must be between 1 and {maximum}")
     return first
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from uuid import uuid4
 
 import pytest
@@ -186,3 +187,49 @@ def test_interactions_page_newest_first(api):
     assert days == [f"2026-03-0{d}" for d in range(5, 0, -1)]
     assert first["pageInfo"]["hasNextPage"] is True
     assert rest["pageInfo"]["hasNextPage"] is False
+
+
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [("Nul\u0000Byte", "name"), ("Lone \ud800 surrogate", "name")],
+)
+def test_text_that_is_not_text_is_a_validation_error(api, name, field):
+    tag = uuid4().hex
+    body = api.graphql(OPEN, {"input": {"name": name + tag, "kind": "GROUP"}})
+    assert body["data"]["openAccount"]["__typename"] == "ValidationError"
+    listed = api.graphql(LIST, {"filter": {"search": tag}, "first": 5})
+    assert listed["data"]["accounts"]["edges"] == []
+
+
+def test_dates_before_1900_are_refused_and_nothing_is_written(api):
+    opened = _open(api, "Ancient Ltd")
+    body = api.graphql(
+        """mutation($input: LogInteractionInput!) {
+          logInteraction(input: $input) {
+            __typename ... on ValidationError { field }
+          }
+        }""",
+        {
+            "input": {
+                "accountId": opened["accountId"],
+                "channel": "CALL",
+                "direction": "INBOUND",
+                "occurredAt": "0001-01-01T00:00:00+05:00",
+            }
+        },
+    )
+    assert body["data"]["logInteraction"] == {
+        "__typename": "ValidationError",
+        "field": "occurredAt",
+    }
+    account = api.graphql(
+        "query($id: UUID!) { account(id: $id) { version } }", {"id": opened["accountId"]}
+    )
+    assert account["data"]["account"] == {"version": 1}
+
+
+@pytest.mark.parametrize("key", ["[1, 2]", '["a"]', '["a", "not-a-uuid"]', '{"a": 1}'])
+def test_cursors_of_the_wrong_shape_are_refused_cleanly(api, key):
+    cursor = base64.urlsafe_b64encode(key.encode()).decode()
+    body = api.graphql(LIST, {"first": 2, "after": cursor})
+    assert body["errors"][0]["message"] == f"not a cursor of this list: {cursor!r}"

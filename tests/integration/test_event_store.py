@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
 
 from api.runtime import open_store
+from domain.account import Account
 from domain.application import CommandMeta
 from domain.errors import ConcurrencyConflict
-from domain.values import AccountKind, Tier
+from domain.values import (
+    AccountKind,
+    Address,
+    Channel,
+    ContactChannel,
+    ContactChannelKind,
+    Direction,
+    Influence,
+    Stage,
+    Tier,
+)
 from eventstore.recorder import event_id
 
 
@@ -112,3 +124,59 @@ def test_racing_writers_without_expected_version_are_all_applied(app):
     )
     assert not [r for r in results if isinstance(r, ConcurrencyConflict)]
     assert app.get_account(account_id).version == 4
+
+
+def test_stored_history_replays_to_the_state_the_commands_built(app, database_url):
+    meta = CommandMeta("alice")
+    account = Account.open(
+        name="Replayed",
+        kind=AccountKind.ORGANIZATION,
+        address=Address(city="Brno", country="CZ"),
+        channels=(ContactChannel(kind=ContactChannelKind.WEB, value="https://x.cz"),),
+    )
+    account.add_contact(
+        contact_id=uuid4(),
+        name="Jana",
+        influence=Influence.HIGH,
+        birthday=date(1985, 5, 17),
+        email="jana@x.cz",
+    )
+    account.assign_manager(manager="bob")
+    account.change_stage(stage=Stage.AWARENESS)
+    call = uuid4()
+    account.log_interaction(
+        interaction_id=call,
+        channel=Channel.CALL,
+        direction=Direction.OUTBOUND,
+        occurred_at=datetime(2026, 2, 1, 9, 0, tzinfo=UTC),
+        participants=("Jana",),
+    )
+    account.record_written_confirmation(
+        interaction_id=call, confirmed_at=datetime(2026, 2, 1, 10, 0, tzinfo=UTC)
+    )
+    app.save(account, meta=meta)
+    fresh, _ = open_store(database_url)
+    try:
+        assert vars(fresh.get_account(account.id)) == vars(account)
+    finally:
+        fresh.close()
+
+
+def test_replay_does_not_recheck_rules_on_stored_events(app):
+    """An event stored under older, looser rules still loads."""
+    opened = app.open_account(CommandMeta("alice"), name="Old", kind=AccountKind.GROUP)
+    account = app.get_account(opened.account_id)
+    far_future = datetime.now(tz=UTC) + timedelta(days=400)
+    account.trigger_event(
+        Account.InteractionLogged,
+        interaction_id=uuid4(),
+        channel=Channel.MEETING,
+        direction=Direction.INBOUND,
+        occurred_at=far_future,
+        participants=(),
+        summary="",
+        outcome="",
+        effort_minutes=0,
+    )
+    app.save(account, meta=CommandMeta("legacy-import"))
+    assert app.get_account(opened.account_id).unconfirmed_oral_interactions == 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import psycopg
 import pytest
 
 from domain.application import CommandMeta
@@ -190,3 +192,69 @@ def test_a_refused_command_writes_no_event_and_changes_no_view(app, projections,
         app.change_stage(ALICE, opened.account_id, Stage.COMMITMENT)
     projections.catch_up()
     assert (db.execute(events).fetchone(), _dump(db, "account_view")) == before
+
+
+def test_the_same_interaction_id_on_two_accounts_keeps_both_timelines(app, projections, db):
+    shared = uuid4()
+    accounts = [
+        app.open_account(ALICE, name=f"Twin {i}", kind=AccountKind.GROUP).account_id
+        for i in range(2)
+    ]
+    for account_id in accounts:
+        app.log_interaction(
+            ALICE,
+            account_id,
+            channel=Channel.CALL,
+            direction=Direction.INBOUND,
+            occurred_at=EARLIER,
+            interaction_id=shared,
+        )
+    app.record_written_confirmation(ALICE, accounts[0], shared, confirmed_at=EARLIER)
+    projections.catch_up()
+    rows = db.execute(
+        "SELECT account_id, confirmed_at IS NOT NULL FROM interaction_timeline"
+        " WHERE interaction_id = %s ORDER BY account_id = %s DESC",
+        (shared, accounts[0]),
+    ).fetchall()
+    assert rows == [(accounts[0], True), (accounts[1], False)]
+    for view in projections.views.values():
+        assert view.position() == projections.recorder.max_notification_id()
+
+
+def test_a_rebuild_lets_readers_and_the_other_views_carry_on(
+    app, projections, database_url
+):
+    opened = app.open_account(ALICE, name="Rebuilt", kind=AccountKind.GROUP)
+    projections.catch_up()
+    halfway, release = threading.Event(), threading.Event()
+
+    def hold(done: int, total: int) -> None:
+        halfway.set()
+        assert release.wait(30)
+
+    rebuild = threading.Thread(target=projections.rebuild, args=(["account_view"], hold))
+    rebuild.start()
+    try:
+        assert halfway.wait(30)
+        app.change_tier(ALICE, opened.account_id, Tier.PARTNER, "during the rebuild")
+        with psycopg.connect(database_url, autocommit=True) as reader:
+            reader.execute("SET statement_timeout = '2s'")
+            row = reader.execute(
+                "SELECT tier FROM account_view WHERE account_id = %s", (opened.account_id,)
+            ).fetchone()
+            assert row == ("transactional",)
+            projections.catch_up()  # account_view is held: the others move on
+            tiers = reader.execute(
+                "SELECT value FROM tier_history WHERE account_id = %s ORDER BY period",
+                (opened.account_id,),
+            ).fetchall()
+            assert tiers == [("transactional",), ("partner",)]
+    finally:
+        release.set()
+        rebuild.join()
+    projections.catch_up()
+    with psycopg.connect(database_url, autocommit=True) as reader:
+        row = reader.execute(
+            "SELECT tier FROM account_view WHERE account_id = %s", (opened.account_id,)
+        ).fetchone()
+    assert row == ("partner",)
