@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
+import strawberry
 from fastapi import Request
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
@@ -70,6 +71,9 @@ class Context(BaseContext):
             return await queries.periods_by_account(conn, table, ids)
 
         return self._loader(fetch, [])
+
+
+Info = strawberry.Info[Context, None]
 
 
 def context_getter(request: Request) -> Context:

@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.settings import Settings
 from domain.application import Accounts
+from eventstore.audit import Audit
 from eventstore.database import eventsourcing_env
 from projections.runner import PROJECTED_CHANNEL, Projections
 
@@ -98,6 +99,7 @@ class Runtime:
         self.settings = settings
         self.database_url = database_url
         self.app, self.projections = open_store(database_url)
+        self.audit = Audit(self.app)
         self.pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
             database_url,
             kwargs={"row_factory": dict_row, "autocommit": True},

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, Snapshot
 
 from domain.errors import (
     AlreadyConfirmed,
@@ -78,6 +78,36 @@ def _reason(reason: str) -> str:
 
 class Account(Aggregate):
     """A customer the company serves, and everything that shaped the relationship."""
+
+    class Snapshot(Snapshot):
+        """The state as JSON can hold it: maps keyed by id become lists."""
+
+        @classmethod
+        def take(cls, aggregate: Any) -> Account.Snapshot:
+            snapshot: Account.Snapshot = super().take(aggregate)
+            snapshot.state["contacts"] = list(aggregate.contacts.values())
+            snapshot.state["interactions"] = [
+                [str(key), record] for key, record in aggregate.interactions.items()
+            ]
+            return snapshot
+
+        def mutate(self, _: None) -> Account:
+            account = super().mutate(None)
+            assert isinstance(account, Account)  # noqa: S101 - this class's own snapshot
+            state = vars(account)
+            state["contacts"] = {c.contact_id: c for c in state["contacts"]}
+            state["interactions"] = {UUID(k): r for k, r in state["interactions"]}
+            state["channels"] = tuple(state["channels"])
+            state["kind"] = AccountKind(state["kind"])
+            state["tier"] = Tier(state["tier"])
+            state["stage"] = Stage(state["stage"])
+            for name, vocabulary in (
+                ("relationship_type", RelationshipType),
+                ("classification", Classification),
+            ):
+                if state[name] is not None:
+                    state[name] = vocabulary(state[name])
+            return account
 
     class AccountOpened(Aggregate.Created):
         name: str

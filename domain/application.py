@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
-from domain.account import Account
+from domain.account import Account, Contact, InteractionRecord
 from domain.errors import AccountAlreadyExists, AccountNotFound, ConcurrencyConflict
 from domain.values import (
     AccountKind,
@@ -30,6 +31,7 @@ from domain.values import (
 # Without an expected version, a command that lost a race is re-run on the
 # fresh state (its rules checked again) this many times before giving up.
 CONFLICT_RETRIES = 3
+SNAPSHOT_INTERVAL = 100
 
 
 @dataclass(frozen=True)
@@ -90,16 +92,60 @@ class ContactChannelAsDict(Transcoding):
         return ContactChannel(kind=ContactChannelKind(data["kind"]), value=data["value"])
 
 
+class ContactAsDict(Transcoding):
+    type = Contact
+    name = "contact"
+
+    def encode(self, obj: Contact) -> dict[str, Any]:
+        return {
+            "contact_id": obj.contact_id,
+            "name": obj.name,
+            "role": obj.role,
+            "influence": str(obj.influence),
+            "email": obj.email,
+            "phone": obj.phone,
+            "birthday": obj.birthday,
+            "preferences": obj.preferences,
+        }
+
+    def decode(self, data: dict[str, Any]) -> Contact:
+        return Contact(**(data | {"influence": Influence(data["influence"])}))
+
+
+class InteractionRecordAsDict(Transcoding):
+    type = InteractionRecord
+    name = "interaction_record"
+
+    def encode(self, obj: InteractionRecord) -> dict[str, Any]:
+        return {
+            "channel": str(obj.channel),
+            "occurred_at": obj.occurred_at,
+            "confirmed": obj.confirmed,
+        }
+
+    def decode(self, data: dict[str, Any]) -> InteractionRecord:
+        return InteractionRecord(**(data | {"channel": Channel(data["channel"])}))
+
+
 class Accounts(Application[UUID]):
-    """The customer file. Its events table is ``rapport_events``."""
+    """The customer file. Its events table is ``rapport_events``.
+
+    A snapshot every SNAPSHOT_INTERVAL events keeps the replay of long
+    histories (and the state at a past version) short.
+    """
 
     name = "rapport"
+    snapshotting_intervals: ClassVar[dict[type[MutableOrImmutableAggregate[Any]], int]] = {
+        Account: SNAPSHOT_INTERVAL
+    }
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
         transcoder.register(AddressAsDict())
         transcoder.register(ContactChannelAsDict())
+        transcoder.register(ContactAsDict())
+        transcoder.register(InteractionRecordAsDict())
 
     def open_account(
         self,

@@ -10,12 +10,13 @@ from strawberry.extensions import MaskErrors
 from strawberry.schema.config import StrawberryConfig
 
 from api.schema.accounts import AccountQueries
+from api.schema.audit import AuditQueries
 from api.schema.mutations import AccountMutations
 from api.schema.scalars import SCALARS, InvalidArgument
 
 
 @strawberry.type
-class Query(AccountQueries):
+class Query(AccountQueries, AuditQueries):
     pass
 
 

@@ -8,7 +8,8 @@ from uuid import UUID
 
 import strawberry
 
-from api.context import Context
+from api.context import Info
+from api.schema.history import HistoryEvent, account_history
 from api.schema.scalars import (
     AccountKind,
     Channel,
@@ -26,8 +27,6 @@ from api.schema.scalars import (
     page_size,
 )
 from projections import queries
-
-Info = strawberry.Info[Context, None]
 
 
 @strawberry.type
@@ -219,6 +218,16 @@ class Account:
     async def time_in_tiers(self, info: Info) -> list[TimeSpent]:
         rows = await info.context.periods["tier_durations"].load(self.id)
         return [TimeSpent.from_row(row) for row in rows]
+
+    @strawberry.field(description="Every event of the account, oldest first.")
+    async def history(
+        self,
+        info: Info,
+        first: int = 50,
+        after: str | None = None,
+        types: list[str] | None = None,
+    ) -> Connection[HistoryEvent]:
+        return await account_history(info, self.id, first, after, types or [])
 
     @strawberry.field(description="Interactions, newest first.")
     async def interactions(

@@ -12,7 +12,8 @@ from uuid import UUID
 import psycopg
 import strawberry
 
-from api.schema.accounts import Account, Info
+from api.context import Info
+from api.schema.accounts import Account
 from api.schema.errors import (
     ConcurrencyConflict,
     NotFoundError,

@@ -1,0 +1,116 @@
+"""History, state at a past moment and changes, all replayed from events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from domain.application import SNAPSHOT_INTERVAL, CommandMeta
+from domain.errors import AccountNotFound, InvalidValue
+from domain.values import AccountKind, Stage, Tier
+from eventstore.audit import Audit
+
+TIERS = [Tier.PREFERRED_SUPPLIER, Tier.PARTNER, Tier.TRANSACTIONAL]
+
+
+@pytest.fixture
+def audit(app):
+    return Audit(app)
+
+
+def _long_account(app, events: int):
+    opened = app.open_account(CommandMeta("alice"), name="Long", kind=AccountKind.GROUP)
+    for i in range(events - 1):
+        app.change_tier(
+            CommandMeta(f"user-{i % 3}"), opened.account_id, TIERS[i % 3], f"r{i}"
+        )
+    return opened.account_id
+
+
+def test_history_lists_every_event_with_metadata_and_filters_by_type(app, audit):
+    meta = CommandMeta("alice")
+    opened = app.open_account(meta, name="Told", kind=AccountKind.ORGANIZATION)
+    app.assign_manager(meta, opened.account_id, "bob")
+    app.change_stage(CommandMeta("carol"), opened.account_id, Stage.AWARENESS, "met")
+    entries = audit.history(opened.account_id)
+    assert [e.type for e in entries] == [
+        "AccountOpened",
+        "AccountManagerAssigned",
+        "StageChanged",
+    ]
+    stage = entries[-1]
+    assert stage.payload == {
+        "stage": "awareness",
+        "previous": "exploration",
+        "reason": "met",
+    }
+    assert stage.recorded.actor == "carol"
+    assert stage.recorded.stored.originator_version == 3
+    only = audit.history(opened.account_id, types=["StageChanged"])
+    assert [e.type for e in only] == ["StageChanged"]
+    with pytest.raises(InvalidValue):
+        audit.history(opened.account_id, types=["Nonsense"])
+
+
+def test_state_at_a_version_past_snapshots_equals_a_full_replay(app, audit):
+    account_id = _long_account(app, SNAPSHOT_INTERVAL * 2 + 20)
+    assert len(list(app.snapshots.get(account_id))) == 2
+    for version in (
+        1,
+        SNAPSHOT_INTERVAL - 1,
+        SNAPSHOT_INTERVAL + 7,
+        SNAPSHOT_INTERVAL * 2 + 20,
+    ):
+        through_snapshots = audit.state_at(account_id, version=version)
+        state = None
+        for event in app.events.get(account_id, lte=version):
+            state = event.mutate(state)
+        assert vars(through_snapshots) == vars(state), version
+
+
+def test_state_at_a_moment_is_the_last_version_before_it(app, audit):
+    meta = CommandMeta("alice")
+    opened = app.open_account(meta, name="Moments", kind=AccountKind.GROUP)
+    first = app.get_account(opened.account_id).modified_on
+    app.change_tier(meta, opened.account_id, Tier.PARTNER, "later")
+    assert audit.state_at(opened.account_id, at=first).tier is Tier.TRANSACTIONAL
+    now = datetime.now(tz=UTC)
+    assert audit.state_at(opened.account_id, at=now).tier is Tier.PARTNER
+    with pytest.raises(AccountNotFound):
+        audit.state_at(opened.account_id, at=first - timedelta(seconds=1))
+    with pytest.raises(InvalidValue):
+        audit.state_at(opened.account_id, version=9)
+    with pytest.raises(InvalidValue):
+        audit.state_at(opened.account_id)
+
+
+def test_changes_name_each_field_with_before_after_and_actor(app, audit):
+    opened = app.open_account(CommandMeta("alice"), name="Diff", kind=AccountKind.GROUP)
+    contact = app.add_contact(CommandMeta("bob"), opened.account_id, name="Ann")
+    app.change_tier(CommandMeta("carol"), opened.account_id, Tier.PARTNER, "deeper")
+    changes = audit.changes(opened.account_id, 1, 3)
+    assert [(c.version, c.field, c.before, c.after, c.actor) for c in changes] == [
+        (
+            2,
+            f"contacts.{contact.created_id}",
+            None,
+            {
+                "contact_id": str(contact.created_id),
+                "name": "Ann",
+                "role": "",
+                "influence": "medium",
+                "email": None,
+                "phone": None,
+                "birthday": None,
+                "preferences": "",
+            },
+            "bob",
+        ),
+        (3, "tier", "transactional", "partner", "carol"),
+    ]
+    opening = audit.changes(opened.account_id, 0, 1)
+    assert {c.field for c in opening} >= {"name", "tier", "stage", "kind"}
+    with pytest.raises(AccountNotFound):
+        audit.changes(uuid4(), 0, 1)
