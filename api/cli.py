@@ -13,6 +13,7 @@ from typing import Never
 
 from api.settings import Settings
 from eventstore.database import resolve_database_url
+from eventstore.recorder import RapportRecorder
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -75,6 +76,29 @@ def _migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(_: argparse.Namespace) -> int:
+    from api.runtime import open_store  # noqa: PLC0415
+    from eventstore.integrity import verify  # noqa: PLC0415
+
+    app, _projections = open_store(resolve_database_url())
+    assert isinstance(app.recorder, RapportRecorder)  # noqa: S101 - configured by eventstore
+    report = verify(app.recorder)
+    app.close()
+    if report.first_break is None:
+        print(  # noqa: T201
+            f"hash chain intact: {report.events} events, "
+            f"head position {report.head_position}, head hash {report.head_hash}"
+        )
+        return 0
+    broken = report.first_break
+    print(  # noqa: T201
+        f"hash chain BROKEN at position {broken.position} "
+        f"(account {broken.account_id}, version {broken.version}): {broken.problem}",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def _schema(args: argparse.Namespace) -> int:
     from api.schema import schema  # noqa: PLC0415
 
@@ -97,6 +121,9 @@ def parser() -> argparse.ArgumentParser:
     rebuild.add_argument("views", nargs="*", help="view names (default: all)")
     rebuild.set_defaults(run=_rebuild)
     commands.add_parser("migrate", help="create the tables").set_defaults(run=_migrate)
+    commands.add_parser(
+        "verify", help="recompute the events' hash chain; exit 1 if it is broken"
+    ).set_defaults(run=_verify)
     schema = commands.add_parser("schema", help="print the GraphQL SDL")
     schema.add_argument("--output", "-o", help="write to this file")
     schema.set_defaults(run=_schema)

@@ -57,6 +57,8 @@ class RapportRecorder(PostgresApplicationRecorder):
             "no_truncate": Identifier(f"{events_table_name}_no_truncate"),
             "event_id_index": Identifier(f"{events_table_name}_event_id_idx"),
             "recorded_at_index": Identifier(f"{events_table_name}_recorded_at_idx"),
+            "digest": Identifier(f"{events_table_name}_digest"),
+            "chain": Identifier(f"{events_table_name}_chain"),
         }
         self.table = SQL("{schema}.{table}").format(**names)
         self.sql_create_statements.extend(
@@ -86,8 +88,46 @@ class RapportRecorder(PostgresApplicationRecorder):
                 "CREATE OR REPLACE TRIGGER {no_truncate}"
                 " BEFORE TRUNCATE ON {schema}.{table}"
                 " FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{guard}()",
+                # Tamper evidence: each row's SHA-256 covers its content and the
+                # hash of the row before it, computed as it is inserted.
+                "ALTER TABLE {schema}.{table}"
+                " ADD COLUMN IF NOT EXISTS prev_hash bytea,"
+                " ADD COLUMN IF NOT EXISTS hash bytea",
+                "CREATE OR REPLACE FUNCTION {schema}.{digest}("
+                "prev bytea, e {schema}.{table}) RETURNS bytea"
+                " LANGUAGE sql STABLE AS $$ SELECT sha256(coalesce(prev, ''::bytea)"
+                " || convert_to(jsonb_build_array(e.notification_id, e.originator_id,"
+                " e.originator_version, e.topic, encode(sha256(e.state), 'hex'),"
+                " e.event_id, extract(epoch FROM e.occurred_at),"
+                " extract(epoch FROM e.recorded_at), e.actor, e.correlation_id,"
+                " e.causation_id, e.command_id)::text, 'UTF8')) $$",
+                "CREATE OR REPLACE FUNCTION {schema}.{chain}() RETURNS trigger"
+                " LANGUAGE plpgsql AS $$ BEGIN"
+                # Writers hold the table lock, so the newest row is the one before.
+                " SELECT hash INTO NEW.prev_hash FROM {schema}.{table}"
+                " ORDER BY notification_id DESC LIMIT 1;"
+                " NEW.hash := {schema}.{digest}(NEW.prev_hash, NEW);"
+                " RETURN NEW; END $$",
+                "CREATE OR REPLACE TRIGGER {chain}"
+                " BEFORE INSERT ON {schema}.{table}"
+                " FOR EACH ROW EXECUTE FUNCTION {schema}.{chain}()",
             )
         )
+        self.select_first_break = SQL(
+            "SELECT notification_id, originator_id, originator_version,"
+            " prev_hash IS DISTINCT FROM expected_prev AS link_broken"
+            " FROM (SELECT notification_id, originator_id, originator_version,"
+            " prev_hash, hash, lag(hash) OVER (ORDER BY notification_id) AS expected_prev,"
+            " {schema}.{digest}(prev_hash, e) AS recomputed FROM {schema}.{table} e) x"
+            " WHERE prev_hash IS DISTINCT FROM expected_prev"
+            " OR hash IS DISTINCT FROM recomputed"
+            " ORDER BY notification_id LIMIT 1"
+        ).format(**names)
+        self.select_head = SQL(
+            "SELECT count(*) AS events, max(notification_id) AS position,"
+            " (SELECT hash FROM {schema}.{table} ORDER BY notification_id DESC LIMIT 1)"
+            " AS hash FROM {schema}.{table}"
+        ).format(**names)
         self.insert_with_metadata = SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic,"
             " state, event_id, occurred_at, actor, correlation_id, causation_id,"

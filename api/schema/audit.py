@@ -16,6 +16,7 @@ from api.schema.scalars import (
     AccountKind,
     Classification,
     InvalidArgument,
+    Position,
     RelationshipType,
     Stage,
     Tier,
@@ -23,6 +24,7 @@ from api.schema.scalars import (
 from domain.account import Account
 from domain.errors import AccountNotFound, InvalidValue
 from eventstore.audit import FieldChange, jsonable
+from eventstore.integrity import verify
 
 
 @strawberry.type(description="An account's state replayed from its events.")
@@ -101,7 +103,48 @@ async def _audit(info: Info, method: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 @strawberry.type
+class BrokenLink:
+    position: Position
+    account_id: UUID
+    version: int
+    problem: str
+
+
+@strawberry.type(description="The result of recomputing the events' hash chain.")
+class AuditReport:
+    intact: bool
+    events_checked: int
+    head_position: Position | None
+    head_hash: str | None = strawberry.field(
+        description="SHA-256 of the newest event, hex."
+    )
+    first_break: BrokenLink | None
+
+
+@strawberry.type
 class AuditQueries:
+    @strawberry.field(description="Recompute the hash chain over every stored event.")
+    async def audit_report(self, info: Info) -> AuditReport:
+        runtime = info.context.runtime
+        report = await runtime.call(verify, runtime.audit.recorder)
+        broken = report.first_break
+        return AuditReport(
+            intact=report.intact,
+            events_checked=report.events,
+            head_position=None
+            if report.head_position is None
+            else Position(report.head_position),
+            head_hash=report.head_hash,
+            first_break=None
+            if broken is None
+            else BrokenLink(
+                position=Position(broken.position),
+                account_id=broken.account_id,
+                version=broken.version,
+                problem=broken.problem,
+            ),
+        )
+
     @strawberry.field(
         description="The account at a past version, or as it stood at a moment; "
         "null if it did not exist yet."

@@ -92,3 +92,15 @@ def test_account_at_and_account_changes_replay_the_events(api):
         {"id": account_id},
     )
     assert refused["errors"][0]["message"] == "give either a version or a moment"
+
+
+def test_the_audit_report_recomputes_the_chain(api):
+    _story(api)
+    report = api.graphql(
+        "{ auditReport { intact eventsChecked headPosition headHash"
+        " firstBreak { position } } }"
+    )["data"]["auditReport"]
+    assert report["intact"] is True
+    assert report["firstBreak"] is None
+    assert report["eventsChecked"] >= 3
+    assert len(report["headHash"]) == 64

@@ -105,3 +105,20 @@ def test_the_standalone_projection_runner_follows_new_events_and_stops_on_sigter
         if runner.poll() is None:
             runner.kill()
         app.close()
+
+
+def test_verify_exits_zero_on_an_intact_chain_and_one_on_a_broken_one(empty_database_url):
+    app, _ = open_store(empty_database_url)
+    opened = app.open_account(CommandMeta("alice"), name="Sealed", kind=AccountKind.GROUP)
+    app.close()
+    env = os.environ | {"DATABASE_URL": empty_database_url}
+    intact = _run(["verify"], env)
+    assert intact.returncode == 0, intact.stderr
+    assert "hash chain intact: 1 events" in intact.stdout
+    with psycopg.connect(empty_database_url) as owner:
+        owner.execute("ALTER TABLE rapport_events DISABLE TRIGGER USER")
+        owner.execute("UPDATE rapport_events SET actor = 'mallory'")
+        owner.execute("ALTER TABLE rapport_events ENABLE TRIGGER USER")
+    broken = _run(["verify"], env)
+    assert broken.returncode == 1
+    assert f"BROKEN at position 1 (account {opened.account_id}, version 1)" in broken.stderr
