@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from uuid import UUID
 
 from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
 from strawberry.fastapi import GraphQLRouter
 
 from api.context import context_getter
 from api.runtime import Runtime
 from api.schema import schema
 from api.settings import Settings
+from eventstore.transfer import export_lines
 
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
@@ -31,6 +34,20 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         GraphQLRouter(schema, context_getter=context_getter, graphql_ide="graphiql"),
         prefix="/graphql",
     )
+
+    @app.get(
+        "/export",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"application/x-ndjson": {}}}},
+    )
+    def export(account: UUID | None = None) -> StreamingResponse:
+        """The event log (or one account's events) as NDJSON, streamed."""
+        runtime: Runtime = app.state.runtime
+        recorder = runtime.audit.recorder
+        return StreamingResponse(
+            (line + "\n" for line in export_lines(recorder, account)),
+            media_type="application/x-ndjson",
+        )
 
     @app.get("/health")
     async def health() -> dict[str, object]:

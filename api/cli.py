@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -10,6 +11,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Never
+from uuid import UUID
 
 from api.settings import Settings
 from eventstore.database import resolve_database_url
@@ -99,6 +101,59 @@ def _verify(_: argparse.Namespace) -> int:
     return 1
 
 
+def _export(args: argparse.Namespace) -> int:
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from api.runtime import open_store  # noqa: PLC0415
+    from eventstore.transfer import export_lines  # noqa: PLC0415
+
+    app, _projections = open_store(resolve_database_url())
+    assert isinstance(app.recorder, RapportRecorder)  # noqa: S101 - configured by eventstore
+    try:
+        with (
+            contextlib.ExitStack() as files,
+            tqdm(desc="export", unit="event", file=sys.stderr, disable=None) as bar,
+        ):
+            out = (
+                files.enter_context(Path(args.output).open("w", encoding="utf-8"))
+                if args.output
+                else sys.stdout
+            )
+            for line in export_lines(app.recorder, args.account):
+                out.write(line + "\n")
+                bar.update()
+    finally:
+        app.close()
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from api.runtime import open_store  # noqa: PLC0415
+    from eventstore.transfer import ImportRefused, import_lines  # noqa: PLC0415
+
+    app, _projections = open_store(resolve_database_url())
+    assert isinstance(app.recorder, RapportRecorder)  # noqa: S101 - configured by eventstore
+    try:
+        with (
+            Path(args.file).open(encoding="utf-8") as lines,
+            tqdm(desc="import", unit="event", file=sys.stderr, disable=None) as bar,
+        ):
+
+            def advance(done: int) -> None:
+                bar.update(done - bar.n)
+
+            count = import_lines(app.recorder, lines, advance)
+    except ImportRefused as refused:
+        print(f"import refused, nothing written: {refused}", file=sys.stderr)  # noqa: T201
+        return 1
+    finally:
+        app.close()
+    print(f"imported {count} events; run `rapport rebuild` to build the views")  # noqa: T201
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     from api.schema import schema  # noqa: PLC0415
 
@@ -124,6 +179,13 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "verify", help="recompute the events' hash chain; exit 1 if it is broken"
     ).set_defaults(run=_verify)
+    export = commands.add_parser("export", help="write the event log as NDJSON")
+    export.add_argument("--account", type=UUID, help="only this account's events")
+    export.add_argument("--output", "-o", help="write to this file (default: stdout)")
+    export.set_defaults(run=_export)
+    load = commands.add_parser("import", help="load an NDJSON export into an empty store")
+    load.add_argument("file")
+    load.set_defaults(run=_import)
     schema = commands.add_parser("schema", help="print the GraphQL SDL")
     schema.add_argument("--output", "-o", help="write to this file")
     schema.set_defaults(run=_schema)

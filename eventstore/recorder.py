@@ -61,6 +61,7 @@ class RapportRecorder(PostgresApplicationRecorder):
             "chain": Identifier(f"{events_table_name}_chain"),
         }
         self.table = SQL("{schema}.{table}").format(**names)
+        self.digest = SQL("{schema}.{digest}").format(**names)
         self.sql_create_statements.extend(
             SQL(statement).format(**names)
             for statement in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from uuid import uuid4
 
 HISTORY = """
@@ -104,3 +105,17 @@ def test_the_audit_report_recomputes_the_chain(api):
     assert report["firstBreak"] is None
     assert report["eventsChecked"] >= 3
     assert len(report["headHash"]) == 64
+
+
+def test_the_export_endpoint_streams_an_accounts_events_as_ndjson(api):
+    account_id = _story(api)
+    response = api.client.get("/export", params={"account": account_id})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    records = [json.loads(line) for line in response.text.splitlines()]
+    assert [(r["version"], r["type"], r["actor"]) for r in records] == [
+        (1, "AccountOpened", "auditee"),
+        (2, "TierChanged", "auditee"),
+        (3, "StageChanged", "auditee"),
+    ]
+    assert api.client.get("/export", params={"account": "nope"}).status_code == 422

@@ -122,3 +122,23 @@ def test_verify_exits_zero_on_an_intact_chain_and_one_on_a_broken_one(empty_data
     broken = _run(["verify"], env)
     assert broken.returncode == 1
     assert f"BROKEN at position 1 (account {opened.account_id}, version 1)" in broken.stderr
+
+
+def test_export_to_a_file_and_import_it_into_an_empty_database(
+    database_url, empty_database_url, app, tmp_path
+):
+    opened = app.open_account(CommandMeta("alice"), name="Moved", kind=AccountKind.GROUP)
+    target = tmp_path / "account.ndjson"
+    exported = _run(
+        ["export", "--account", str(opened.account_id), "--output", str(target)],
+        os.environ | {"DATABASE_URL": database_url},
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert len(target.read_text().splitlines()) == 1
+    into = os.environ | {"DATABASE_URL": empty_database_url}
+    imported = _run(["import", str(target)], into)
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 1 events" in imported.stdout
+    again = _run(["import", str(target)], into)
+    assert again.returncode == 1
+    assert "import refused, nothing written: the events table is not empty" in again.stderr
