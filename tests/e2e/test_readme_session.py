@@ -32,6 +32,7 @@ def test_the_readme_session_works_as_written(api):
         "SkipStage",
         "Account",
         "PreferredSuppliers",
+        "Audit",
     ]
     answers = {}
     for name, document in operations.items():
@@ -88,6 +89,27 @@ def test_the_readme_session_works_as_written(api):
 
     listed = answers["PreferredSuppliers"]["accounts"]["edges"]
     assert [edge["node"]["id"] for edge in listed] == [ACCOUNT_ID]
+
+    audit = answers["Audit"]
+    history = [edge["node"] for edge in audit["account"]["history"]["edges"]]
+    assert [(e["version"], e["type"]) for e in history] == [
+        (6, "TierChanged"),
+        (7, "StageChanged"),
+    ]
+    assert (
+        history[0]["payload"]["reason"] == "Priority delivery agreed; teams on both sides"
+    )
+    assert audit["before"] == {
+        "version": 5,
+        "asOf": audit["before"]["asOf"],
+        "tier": "TRANSACTIONAL",
+        "stage": "EXPLORATION",
+    }
+    assert [(c["version"], c["field"], c["after"]) for c in audit["accountChanges"]] == [
+        (6, "tier", "preferred_supplier"),
+        (7, "stage", "awareness"),
+    ]
+    assert audit["auditReport"]["intact"] is True
 
     again = api.graphql(operations["OpenAccount"])["data"]["openAccount"]
     assert again["code"] == "ACCOUNT_ALREADY_EXISTS"
