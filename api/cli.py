@@ -69,12 +69,15 @@ def _rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
-def _migrate(_: argparse.Namespace) -> int:
-    from api.runtime import open_store  # noqa: PLC0415
+def _migrate(args: argparse.Namespace) -> int:
+    from api.runtime import grant_least_privilege, open_store  # noqa: PLC0415
 
-    app, _projections = open_store(resolve_database_url())
-    app.close()
+    app, projections = open_store(resolve_database_url(), migrate=True)
     print("schema is up to date")  # noqa: T201
+    if args.grant:
+        grant_least_privilege(app, projections, args.grant)
+        print(f"granted {args.grant} what the API and the runner need")  # noqa: T201
+    app.close()
     return 0
 
 
@@ -175,7 +178,11 @@ def parser() -> argparse.ArgumentParser:
     rebuild = commands.add_parser("rebuild", help="replay views from the first event")
     rebuild.add_argument("views", nargs="*", help="view names (default: all)")
     rebuild.set_defaults(run=_rebuild)
-    commands.add_parser("migrate", help="create the tables").set_defaults(run=_migrate)
+    migrate = commands.add_parser("migrate", help="create or update the tables (as owner)")
+    migrate.add_argument(
+        "--grant", metavar="ROLE", help="give ROLE the least privileges the API needs"
+    )
+    migrate.set_defaults(run=_migrate)
     commands.add_parser(
         "verify", help="recompute the events' hash chain; exit 1 if it is broken"
     ).set_defaults(run=_verify)

@@ -20,6 +20,7 @@ from api.settings import Settings
 from domain.application import Accounts
 from eventstore.audit import Audit
 from eventstore.database import eventsourcing_env
+from eventstore.recorder import RapportRecorder
 from projections.runner import PROJECTED_CHANNEL, Projections
 
 log = logging.getLogger("rapport.api")
@@ -27,12 +28,57 @@ log = logging.getLogger("rapport.api")
 T = TypeVar("T")
 
 
-def open_store(database_url: str) -> tuple[Accounts, Projections]:
-    """Connect the application and its views, creating their tables if needed."""
-    app = Accounts(env=eventsourcing_env(database_url))
+def open_store(
+    database_url: str, *, migrate: bool | None = None
+) -> tuple[Accounts, Projections]:
+    """Connect the application and its views.
+
+    With ``migrate`` (by default ``RAPPORT_MIGRATE_ON_START``) the tables are
+    created or brought up to date first, which needs the owner's rights.
+    """
+    if migrate is None:
+        migrate = Settings.from_env().migrate_on_start
+    app = Accounts(env=eventsourcing_env(database_url, create_tables=migrate))
     projections = Projections(app, database_url)
-    projections.migrate()
+    if migrate:
+        projections.migrate()
     return app, projections
+
+
+def grant_least_privilege(app: Accounts, projections: Projections, role: str) -> None:
+    """Let ``role`` run the API and the runner, and nothing more.
+
+    Events and snapshots: SELECT and INSERT only, so neither the API nor the
+    runner can change history even with the trigger switched off (only the
+    owner can switch it off). Views: what building and rebuilding them needs.
+    """
+    recorder = app.recorder
+    assert isinstance(recorder, RapportRecorder)  # noqa: S101 - configured by eventstore
+    schema = Identifier(recorder.datastore.schema)
+    who = Identifier(role)
+    events = Identifier(recorder.events_table_name)
+    sequence = Identifier(f"{recorder.events_table_name}_notification_id_seq")
+    snapshots = Identifier(f"{app.name}_snapshots")
+    view_tables = [
+        Identifier(name)
+        for view in projections.views.values()
+        for name in (*view.tables, view.tracking_table_name)
+    ]
+    statements = [
+        SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, who),
+        SQL("GRANT SELECT, INSERT ON {}.{}, {}.{} TO {}").format(
+            schema, events, schema, snapshots, who
+        ),
+        SQL("GRANT USAGE ON SEQUENCE {}.{} TO {}").format(schema, sequence, who),
+        SQL("GRANT EXECUTE ON FUNCTION {}() TO {}").format(recorder.lock_function, who),
+        SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
+            SQL(", ").join(view_tables), who
+        ),
+        SQL("GRANT SELECT ON stage_durations, tier_durations TO {}").format(who),
+    ]
+    with recorder.datastore.transaction(commit=True) as cur:
+        for statement in statements:
+            cur.execute(statement)
 
 
 class Watermark:
@@ -98,7 +144,9 @@ class Runtime:
     def __init__(self, settings: Settings, database_url: str) -> None:
         self.settings = settings
         self.database_url = database_url
-        self.app, self.projections = open_store(database_url)
+        self.app, self.projections = open_store(
+            database_url, migrate=settings.migrate_on_start
+        )
         self.audit = Audit(self.app)
         self.pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
             database_url,

@@ -23,6 +23,8 @@ class Settings:
     """How long a mutation waits for the views to show its own write."""
     max_page_size: int = 100
     command_threads: int = 8
+    migrate_on_start: bool = True
+    """Create or update tables on start; off when running as the app role."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -37,4 +39,5 @@ class Settings:
             command_threads=int(
                 os.environ.get("RAPPORT_COMMAND_THREADS", cls.command_threads)
             ),
+            migrate_on_start=_flag("RAPPORT_MIGRATE_ON_START", cls.migrate_on_start),
         )

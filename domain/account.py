@@ -12,7 +12,8 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.domain import Aggregate, Snapshot
+from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Snapshot as AggregateSnapshot
 
 from domain.errors import (
     AlreadyConfirmed,
@@ -79,7 +80,7 @@ def _reason(reason: str) -> str:
 class Account(Aggregate):
     """A customer the company serves, and everything that shaped the relationship."""
 
-    class Snapshot(Snapshot):
+    class Snapshot(AggregateSnapshot):
         """The state as JSON can hold it: maps keyed by id become lists."""
 
         @classmethod

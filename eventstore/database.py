@@ -57,10 +57,11 @@ def resolve_database_url() -> str:
     return url
 
 
-def eventsourcing_env(url: str) -> dict[str, str]:
+def eventsourcing_env(url: str, *, create_tables: bool = True) -> dict[str, str]:
     """The eventsourcing settings that point the application at ``url``."""
     info = conninfo_to_dict(url)
     return {
+        "CREATE_TABLE": "yes" if create_tables else "no",
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "APPLICATION_RECORDER_TOPIC": "eventstore.recorder:RapportRecorder",
         "POSTGRES_DBNAME": str(info.get("dbname") or "postgres"),

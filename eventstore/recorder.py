@@ -59,6 +59,7 @@ class RapportRecorder(PostgresApplicationRecorder):
             "recorded_at_index": Identifier(f"{events_table_name}_recorded_at_idx"),
             "digest": Identifier(f"{events_table_name}_digest"),
             "chain": Identifier(f"{events_table_name}_chain"),
+            "lock": Identifier(f"{events_table_name}_lock"),
         }
         self.table = SQL("{schema}.{table}").format(**names)
         self.digest = SQL("{schema}.{digest}").format(**names)
@@ -112,8 +113,20 @@ class RapportRecorder(PostgresApplicationRecorder):
                 "CREATE OR REPLACE TRIGGER {chain}"
                 " BEFORE INSERT ON {schema}.{table}"
                 " FOR EACH ROW EXECUTE FUNCTION {schema}.{chain}()",
+                # Writers serialise on the table lock so positions commit in
+                # order. EXCLUSIVE mode needs UPDATE rights, which the app role
+                # must not have: it takes the lock through the owner's function.
+                "CREATE OR REPLACE FUNCTION {schema}.{lock}() RETURNS void"
+                " LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
+                " AS $$ LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE $$",
+                "REVOKE ALL ON FUNCTION {schema}.{lock}() FROM PUBLIC",
             )
         )
+        self.lock_function = SQL("{schema}.{lock}").format(**names)
+        self.lock_table_statements = [
+            self.lock_table_statements[0],  # SET LOCAL lock_timeout
+            SQL("SELECT {}()").format(self.lock_function),
+        ]
         self.select_first_break = SQL(
             "SELECT notification_id, originator_id, originator_version,"
             " prev_hash IS DISTINCT FROM expected_prev AS link_broken"
