@@ -161,9 +161,12 @@ class Interaction:
         )
 
 
-@strawberry.type
-class Account:
+@strawberry.interface(
+    description="What the current view and a replayed past state both tell of an account."
+)
+class AccountProfile:
     id: UUID
+    version: int
     name: str
     kind: AccountKind
     business_category: str
@@ -175,14 +178,17 @@ class Account:
     classification: Classification | None
     manager: str | None
     interaction_count: int
-    last_interaction_at: datetime | None
     pending_written_confirmations: int = strawberry.field(
         description="Oral interactions (call, meeting, visit, video) still waiting "
         "for their written confirmation."
     )
+
+
+@strawberry.type
+class Account(AccountProfile):
+    last_interaction_at: datetime | None
     opened_at: datetime
     updated_at: datetime
-    version: int
     position: Position
     _contacts: strawberry.Private[list[dict[str, Any]]]
 

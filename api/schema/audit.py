@@ -11,15 +11,10 @@ import strawberry
 from strawberry.scalars import JSON
 
 from api.context import Info
-from api.schema.accounts import Address, Contact, ContactChannel
+from api.schema.accounts import AccountProfile, Address, Contact, ContactChannel
 from api.schema.scalars import (
-    AccountKind,
-    Classification,
     InvalidArgument,
     Position,
-    RelationshipType,
-    Stage,
-    Tier,
 )
 from domain.account import Account
 from domain.errors import AccountNotFound, InvalidValue
@@ -28,23 +23,9 @@ from eventstore.integrity import verify
 
 
 @strawberry.type(description="An account's state replayed from its events.")
-class AccountState:
-    id: UUID
-    version: int
+class AccountState(AccountProfile):
     as_of: datetime = strawberry.field(description="When this version's event occurred.")
-    name: str
-    kind: AccountKind
-    business_category: str
-    address: Address
-    channels: list[ContactChannel]
-    tier: Tier
-    stage: Stage
-    relationship_type: RelationshipType | None
-    classification: Classification | None
-    manager: str | None
     contacts: list[Contact]
-    interaction_count: int
-    pending_written_confirmations: int
 
     @classmethod
     def from_account(cls, account: Account) -> AccountState:
