@@ -81,26 +81,36 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(_: argparse.Namespace) -> int:
+def _head(text: str) -> tuple[int, str]:
+    position, _, digest = text.partition(":")
+    if not position.isdigit() or len(digest) != 64:  # noqa: PLR2004 - SHA-256 in hex
+        raise argparse.ArgumentTypeError("expected POSITION:HASH, as verify prints it")
+    return int(position), digest
+
+
+def _verify(args: argparse.Namespace) -> int:
     from api.runtime import open_store  # noqa: PLC0415
     from eventstore.integrity import verify  # noqa: PLC0415
 
     app, _projections = open_store(resolve_database_url())
     assert isinstance(app.recorder, RapportRecorder)  # noqa: S101 - configured by eventstore
-    report = verify(app.recorder)
+    report = verify(app.recorder, args.expect)
     app.close()
-    if report.first_break is None:
+    if report.intact:
         print(  # noqa: T201
-            f"hash chain intact: {report.events} events, "
-            f"head position {report.head_position}, head hash {report.head_hash}"
+            f"hash chain intact: {report.events} events; "
+            f"head {report.head_position}:{report.head_hash}"
         )
         return 0
     broken = report.first_break
-    print(  # noqa: T201
-        f"hash chain BROKEN at position {broken.position} "
-        f"(account {broken.account_id}, version {broken.version}): {broken.problem}",
-        file=sys.stderr,
-    )
+    if broken is not None:
+        print(  # noqa: T201
+            f"hash chain BROKEN at position {broken.position} "
+            f"(account {broken.account_id}, version {broken.version}): {broken.problem}",
+            file=sys.stderr,
+        )
+    if report.anchor_problem is not None:
+        print(f"expected head not found: {report.anchor_problem}", file=sys.stderr)  # noqa: T201
     return 1
 
 
@@ -183,9 +193,16 @@ def parser() -> argparse.ArgumentParser:
         "--grant", metavar="ROLE", help="give ROLE the least privileges the API needs"
     )
     migrate.set_defaults(run=_migrate)
-    commands.add_parser(
+    check = commands.add_parser(
         "verify", help="recompute the events' hash chain; exit 1 if it is broken"
-    ).set_defaults(run=_verify)
+    )
+    check.add_argument(
+        "--expect",
+        type=_head,
+        metavar="POSITION:HASH",
+        help="a head printed by an earlier verify, kept elsewhere: it must still be there",
+    )
+    check.set_defaults(run=_verify)
     export = commands.add_parser("export", help="write the event log as NDJSON")
     export.add_argument("--account", type=UUID, help="only this account's events")
     export.add_argument("--output", "-o", help="write to this file (default: stdout)")

@@ -20,7 +20,7 @@ from api.settings import Settings
 from domain.application import Accounts
 from eventstore.audit import Audit
 from eventstore.database import eventsourcing_env
-from eventstore.recorder import RapportRecorder
+from eventstore.recorder import APP_WRITTEN_COLUMNS, RapportRecorder
 from projections.runner import PROJECTED_CHANNEL, Projections
 
 log = logging.getLogger("rapport.api")
@@ -66,9 +66,12 @@ def grant_least_privilege(app: Accounts, projections: Projections, role: str) ->
     ]
     statements = [
         SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, who),
-        SQL("GRANT SELECT, INSERT ON {}.{}, {}.{} TO {}").format(
-            schema, events, schema, snapshots, who
+        # Column by column: position, database time and hashes are the
+        # database's to set, never the inserting role's.
+        SQL("GRANT SELECT, INSERT ({}) ON {}.{} TO {}").format(
+            SQL(", ").join(map(Identifier, APP_WRITTEN_COLUMNS)), schema, events, who
         ),
+        SQL("GRANT SELECT, INSERT ON {}.{} TO {}").format(schema, snapshots, who),
         SQL("GRANT USAGE ON SEQUENCE {}.{} TO {}").format(schema, sequence, who),
         SQL("GRANT EXECUTE ON FUNCTION {}() TO {}").format(recorder.lock_function, who),
         SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(

@@ -24,6 +24,21 @@ EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://rapport.invalid/events")
 
 SYSTEM_ACTOR = "system"
 
+# What the application's insert writes; the database sets notification_id,
+# recorded_at, prev_hash and hash.
+APP_WRITTEN_COLUMNS = (
+    "originator_id",
+    "originator_version",
+    "topic",
+    "state",
+    "event_id",
+    "occurred_at",
+    "actor",
+    "correlation_id",
+    "causation_id",
+    "command_id",
+)
+
 
 def event_id(originator_id: UUID | str, originator_version: int) -> UUID:
     return uuid5(EVENT_ID_NAMESPACE, f"{originator_id}/{originator_version}")
@@ -97,14 +112,15 @@ class RapportRecorder(PostgresApplicationRecorder):
                 " ADD COLUMN IF NOT EXISTS hash bytea",
                 "CREATE OR REPLACE FUNCTION {schema}.{digest}("
                 "prev bytea, e {schema}.{table}) RETURNS bytea"
-                " LANGUAGE sql STABLE AS $$ SELECT sha256(coalesce(prev, ''::bytea)"
+                " LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp"
+                " AS $$ SELECT sha256(coalesce(prev, ''::bytea)"
                 " || convert_to(jsonb_build_array(e.notification_id, e.originator_id,"
                 " e.originator_version, e.topic, encode(sha256(e.state), 'hex'),"
                 " e.event_id, extract(epoch FROM e.occurred_at),"
                 " extract(epoch FROM e.recorded_at), e.actor, e.correlation_id,"
                 " e.causation_id, e.command_id)::text, 'UTF8')) $$",
                 "CREATE OR REPLACE FUNCTION {schema}.{chain}() RETURNS trigger"
-                " LANGUAGE plpgsql AS $$ BEGIN"
+                " LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$ BEGIN"
                 # Writers hold the table lock, so the newest row is the one before.
                 " SELECT hash INTO NEW.prev_hash FROM {schema}.{table}"
                 " ORDER BY notification_id DESC LIMIT 1;"
@@ -136,6 +152,9 @@ class RapportRecorder(PostgresApplicationRecorder):
             " WHERE prev_hash IS DISTINCT FROM expected_prev"
             " OR hash IS DISTINCT FROM recomputed"
             " ORDER BY notification_id LIMIT 1"
+        ).format(**names)
+        self.select_hash_at = SQL(
+            "SELECT hash FROM {schema}.{table} WHERE notification_id = %s"
         ).format(**names)
         self.select_head = SQL(
             "SELECT count(*) AS events, max(notification_id) AS position,"

@@ -1,11 +1,15 @@
 """Export the event log as NDJSON, and import it into an empty store.
 
-One JSON object per line, in position order, with every column of the events
-table; ``state`` is the event's stored JSON. An import keeps positions, ids,
-times and actors, and refuses the whole file if an event's content no longer
-matches its exported hash (an edited export does not import). A whole-store
-export also keeps its chain: the imported hashes equal the exported ones, and a
-missing line is refused. An account's export starts a new chain.
+One JSON object per line: a header (format, scope), the events in position
+order with every column of the events table (``state`` is the event's stored
+JSON), and an end line with their count and the last event's hash.
+
+An import keeps positions, ids, times and actors. It refuses the whole file,
+writing nothing, if an event's content no longer matches its exported hash, if
+events are out of order, or if the count or last hash differs from the end
+line. A whole-store export also
+keeps its chain, so the imported hashes equal the exported ones. An account's
+export starts a new chain.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from psycopg.sql import SQL, Composed
 
 from eventstore.recorder import RapportRecorder
@@ -37,6 +42,7 @@ COLUMNS = (
     "hash",
 )
 BATCH = 1000
+FORMAT = 1
 
 Progress = Callable[[int], None]
 
@@ -82,13 +88,100 @@ def to_line(row: dict[str, Any]) -> str:
 def export_lines(
     recorder: RapportRecorder, account_id: UUID | None = None
 ) -> Iterator[str]:
-    """Lines of the export, read through a server-side cursor (constant memory)."""
+    """A header line, the events, and an end line with their count and last hash.
+
+    Read in one snapshot through a server-side cursor (constant memory).
+    """
     query, params = export_query(recorder, account_id)
+    yield json.dumps(
+        {
+            "rapport_export": FORMAT,
+            "scope": "store" if account_id is None else "account",
+            "account_id": _text(account_id),
+        }
+    )
+    count, last = 0, None
     with recorder.datastore.transaction(commit=False) as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         named = cur.connection.cursor(name="rapport_export")
         named.execute(query, params)
         while rows := named.fetchmany(BATCH):
+            count, last = count + len(rows), rows[-1]
             yield from (to_line(row) for row in rows)
+    yield json.dumps(
+        {
+            "end": True,
+            "events": count,
+            "last_position": None if last is None else last["notification_id"],
+            "last_hash": None if last is None else _hex(last["hash"]),
+        }
+    )
+
+
+class _Export:
+    """Reads an export's lines: the header, batches of events, the end line."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self.lines = (
+            (number, line) for number, line in enumerate(lines, start=1) if line.strip()
+        )
+        self.header = self._header()
+        self.end: dict[str, Any] | None = None
+        self.count = 0
+        self.last: dict[str, Any] | None = None
+
+    @property
+    def whole_store(self) -> bool:
+        return bool(self.header["scope"] == "store")
+
+    def _header(self) -> dict[str, Any]:
+        first = next(self.lines, None)
+        header = None if first is None else _json(*first)
+        if header is None or header.get("rapport_export") != FORMAT:
+            raise ImportRefused("not a Rapport export: the header line is missing")
+        if header.get("scope") not in {"store", "account"}:
+            raise ImportRefused(f"unknown export scope: {header.get('scope')!r}")
+        return header
+
+    def batches(self) -> Iterator[list[dict[str, Any]]]:
+        batch: list[dict[str, Any]] = []
+        for number, line in self.lines:
+            record = _json(number, line)
+            if self.end is not None:
+                raise ImportRefused(f"line {number} follows the end line")
+            if record.get("end") is True:
+                self.end = record
+                continue
+            self._check_order(number, record)
+            batch.append(record)
+            if len(batch) == BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+        self._check_end()
+
+    def _check_order(self, number: int, record: dict[str, Any]) -> None:
+        position = record.get("position")
+        if not isinstance(position, int):
+            raise ImportRefused(f"line {number} is not an event of an export")
+        if self.last is None and self.whole_store and record.get("prev_hash") is not None:
+            raise ImportRefused("the export's first events are missing")
+        if self.last is not None and position <= self.last["position"]:
+            raise ImportRefused(f"line {number}: position {position} is out of order")
+        self.last = record
+        self.count += 1
+
+    def _check_end(self) -> None:
+        if self.end is None:
+            raise ImportRefused("the export is incomplete: its end line is missing")
+        last_hash = None if self.last is None else self.last.get("hash")
+        if (self.end.get("events"), self.end.get("last_hash")) != (self.count, last_hash):
+            raise ImportRefused(
+                f"the end line counts {self.end.get('events')} events ending in hash "
+                f"{self.end.get('last_hash')}; the file holds {self.count} ending in "
+                f"{last_hash}: events are missing"
+            )
 
 
 def import_lines(
@@ -116,61 +209,53 @@ def import_lines(
         + recorder.digest
         + SQL("(p.prev, e) IS DISTINCT FROM p.hash ORDER BY p.position LIMIT 1")
     )
-    count = last_position = 0
+    export = _Export(lines)
     with recorder.datastore.transaction(commit=True) as cur:
         recorder._lock_table(cur)  # noqa: SLF001 - the writers' own lock
         cur.execute(SQL("SELECT 1 FROM ") + recorder.table + SQL(" LIMIT 1"))
         if cur.fetchone() is not None:
             raise ImportRefused("the events table is not empty; import into a new database")
-        whole_store: bool | None = None
-        for batch in _batches(lines):
-            if whole_store is None:
-                whole_store = batch[0].get("prev_hash") is None
-            cur.execute(insert, _columns(batch))
-            chained = cur.fetchall()
-            cur.execute(check, _hashes(batch))
-            altered = cur.fetchone()
-            if altered is not None:
-                raise ImportRefused(
-                    f"position {altered['position']}: its content does not match its "
-                    "hash; the export was altered"
-                )
-            for record, row in zip(batch, chained, strict=True):
-                if whole_store and record["prev_hash"] != _hex(row["prev_hash"]):
+        try:
+            for batch in export.batches():
+                cur.execute(insert, _columns(batch))
+                chained = cur.fetchall()
+                cur.execute(check, _hashes(batch))
+                altered = cur.fetchone()
+                if altered is not None:
                     raise ImportRefused(
-                        f"position {record['position']}: the event before it in "
-                        "the export is missing or out of place"
+                        f"position {altered['position']}: its content does not match "
+                        "its hash; the export was altered"
                     )
-            count += len(batch)
-            last_position = batch[-1]["position"]
-            if progress is not None:
-                progress(count)
-        if last_position:
+                for record, row in zip(batch, chained, strict=True):
+                    if export.whole_store and record["prev_hash"] != _hex(row["prev_hash"]):
+                        raise ImportRefused(
+                            f"position {record['position']}: the event before it in "
+                            "the export is missing or out of place"
+                        )
+                if progress is not None:
+                    progress(export.count)
+        except psycopg.DataError as error:
+            raise ImportRefused(f"a value in the export is malformed: {error}") from None
+        if export.last is not None:
             # New events continue after the imported ones.
             cur.execute(
                 "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), %s)",
                 (
                     f"{recorder.datastore.schema}.{recorder.events_table_name}",
-                    last_position,
+                    export.last["position"],
                 ),
             )
-    return count
+    return export.count
 
 
-def _batches(lines: Iterable[str]) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            batch.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            raise ImportRefused(f"line {number} is not JSON: {error}") from None
-        if len(batch) == BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _json(number: int, line: str) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ImportRefused(f"line {number} is not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ImportRefused(f"line {number} is not a JSON object")
+    return value
 
 
 def _columns(batch: list[dict[str, Any]]) -> list[list[Any]]:

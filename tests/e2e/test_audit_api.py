@@ -112,7 +112,8 @@ def test_the_export_endpoint_streams_an_accounts_events_as_ndjson(api):
     response = api.client.get("/export", params={"account": account_id})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/x-ndjson")
-    records = [json.loads(line) for line in response.text.splitlines()]
+    header, *records, end = [json.loads(line) for line in response.text.splitlines()]
+    assert (header["scope"], end["events"]) == ("account", 3)
     assert [(r["version"], r["type"], r["actor"]) for r in records] == [
         (1, "AccountOpened", "auditee"),
         (2, "TierChanged", "auditee"),

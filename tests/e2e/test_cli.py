@@ -114,7 +114,10 @@ def test_verify_exits_zero_on_an_intact_chain_and_one_on_a_broken_one(empty_data
     env = os.environ | {"DATABASE_URL": empty_database_url}
     intact = _run(["verify"], env)
     assert intact.returncode == 0, intact.stderr
-    assert "hash chain intact: 1 events" in intact.stdout
+    assert "hash chain intact: 1 events; head 1:" in intact.stdout
+    head = intact.stdout.split("head ")[1].strip()
+    still = _run(["verify", "--expect", head], env)
+    assert still.returncode == 0, still.stderr
     with psycopg.connect(empty_database_url) as owner:
         owner.execute("ALTER TABLE rapport_events DISABLE TRIGGER USER")
         owner.execute("UPDATE rapport_events SET actor = 'mallory'")
@@ -122,6 +125,9 @@ def test_verify_exits_zero_on_an_intact_chain_and_one_on_a_broken_one(empty_data
     broken = _run(["verify"], env)
     assert broken.returncode == 1
     assert f"BROKEN at position 1 (account {opened.account_id}, version 1)" in broken.stderr
+    malformed = _run(["verify", "--expect", "1:abc"], env)
+    assert malformed.returncode == 2
+    assert "expected POSITION:HASH" in malformed.stderr
 
 
 def test_export_to_a_file_and_import_it_into_an_empty_database(
@@ -134,7 +140,7 @@ def test_export_to_a_file_and_import_it_into_an_empty_database(
         os.environ | {"DATABASE_URL": database_url},
     )
     assert exported.returncode == 0, exported.stderr
-    assert len(target.read_text().splitlines()) == 1
+    assert len(target.read_text().splitlines()) == 3  # header, event, end
     into = os.environ | {"DATABASE_URL": empty_database_url}
     imported = _run(["import", str(target)], into)
     assert imported.returncode == 0, imported.stderr

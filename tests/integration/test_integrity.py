@@ -75,3 +75,46 @@ def test_verify_finds_a_removed_row_at_the_next_link(own_store):
     report = verify(app.recorder)
     assert report.first_break is not None
     assert (report.first_break.position, report.first_break.problem) == (4, LINK_BROKEN)
+
+
+def test_a_saved_head_reveals_dropped_newest_events(own_store):
+    app, url = own_store
+    head = verify(app.recorder)
+    assert head.head_position is not None
+    assert head.head_hash is not None
+    saved = (head.head_position, head.head_hash)
+    assert verify(app.recorder, saved).intact
+    _behind_the_trigger(
+        url, f"DELETE FROM rapport_events WHERE notification_id = {saved[0]}"
+    )
+    report = verify(app.recorder, saved)
+    assert report.first_break is None  # the chain alone cannot tell
+    assert report.anchor_problem == f"position {saved[0]} is gone: events were removed"
+    assert not report.intact
+
+
+def test_a_saved_head_reveals_a_chain_rewritten_and_rehashed(own_store):
+    app, url = own_store
+    before = verify(app.recorder)
+    assert before.head_position is not None
+    assert before.head_hash is not None
+    saved = (before.head_position, before.head_hash)
+    _behind_the_trigger(
+        url,
+        """
+        DO $$ DECLARE r record; prev bytea; BEGIN
+          UPDATE rapport_events SET actor = 'mallory' WHERE notification_id = 2;
+          SELECT hash INTO prev FROM rapport_events WHERE notification_id = 1;
+          FOR r IN SELECT notification_id FROM rapport_events
+                   WHERE notification_id >= 2 ORDER BY notification_id LOOP
+            UPDATE rapport_events SET prev_hash = prev
+             WHERE notification_id = r.notification_id;
+            UPDATE rapport_events e SET hash = rapport_events_digest(prev, e)
+             WHERE notification_id = r.notification_id RETURNING hash INTO prev;
+          END LOOP;
+        END $$""",
+    )
+    assert verify(app.recorder).intact  # a consistent forgery
+    report = verify(app.recorder, saved)
+    assert report.anchor_problem is not None
+    assert "the chain was rewritten" in report.anchor_problem

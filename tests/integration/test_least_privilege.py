@@ -56,6 +56,10 @@ def test_the_app_role_writes_events_and_builds_every_view(app_role_url):
         "ALTER TABLE rapport_events DISABLE TRIGGER USER",
         "DELETE FROM rapport_snapshots",
         "DROP TABLE account_view",
+        "INSERT INTO rapport_events (originator_id, originator_version, topic, state,"
+        " recorded_at) VALUES (gen_random_uuid(), 1, 't', '', '2000-01-01')",
+        "INSERT INTO rapport_events (originator_id, originator_version, topic, state,"
+        " notification_id) VALUES (gen_random_uuid(), 1, 't', '', 1)",
     ],
 )
 def test_the_app_role_cannot_change_history_or_the_schema(app_role_url, statement):

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import secrets
+from contextlib import contextmanager
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
+from psycopg.sql import SQL, Identifier
 
 from api.runtime import open_store
 from domain.application import CommandMeta
@@ -13,6 +17,18 @@ from domain.values import AccountKind, Stage, Tier
 from eventstore.integrity import verify
 from eventstore.transfer import ImportRefused, export_lines, import_lines
 from projections.runner import VIEW_CLASSES
+
+
+@contextmanager
+def _other_database(server_url):
+    name = f"rapport_test_copy_{secrets.token_hex(4)}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(SQL("CREATE DATABASE {}").format(Identifier(name)))
+    try:
+        yield make_conninfo(server_url, dbname=name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(SQL("DROP DATABASE {} WITH (FORCE)").format(Identifier(name)))
 
 
 def _populate(app):
@@ -38,12 +54,12 @@ def test_import_then_rebuild_reproduces_identical_views(
     _populate(app)
     projections.catch_up()
     lines = list(export_lines(app.recorder))
-    assert [json.loads(line)["position"] for line in lines] == sorted(
-        json.loads(line)["position"] for line in lines
-    )
+    header, end = json.loads(lines[0]), json.loads(lines[-1])
+    assert header == {"rapport_export": 1, "scope": "store", "account_id": None}
+    assert end["events"] == len(lines) - 2
     copy, copy_projections = open_store(empty_database_url)
     try:
-        assert import_lines(copy.recorder, lines) == len(lines)
+        assert import_lines(copy.recorder, lines) == len(lines) - 2
         copy_projections.rebuild(copy_projections.views)
         assert _tables(empty_database_url) == _tables(database_url)
         original, imported = verify(app.recorder), verify(copy.recorder)
@@ -84,7 +100,11 @@ def test_an_import_into_a_store_with_events_is_refused(app):
 def test_an_account_export_holds_only_its_events(app):
     opened = app.open_account(CommandMeta("alice"), name="Alone", kind=AccountKind.GROUP)
     app.change_tier(CommandMeta("alice"), opened.account_id, Tier.PARTNER, "plans")
-    records = [json.loads(line) for line in export_lines(app.recorder, opened.account_id)]
+    header, *records, end = [
+        json.loads(line) for line in export_lines(app.recorder, opened.account_id)
+    ]
+    assert header["scope"] == "account"
+    assert (end["events"], end["last_hash"]) == (2, records[-1]["hash"])
     assert [(r["version"], r["type"]) for r in records] == [
         (1, "AccountOpened"),
         (2, "TierChanged"),
@@ -103,3 +123,76 @@ def test_a_whole_export_with_a_missing_line_is_refused(app, empty_database_url):
         assert copy.recorder.max_notification_id() is None
     finally:
         copy.close()
+
+
+def _refused(app, empty_database_url, lines, match):
+    copy, _ = open_store(empty_database_url)
+    try:
+        with pytest.raises(ImportRefused, match=match):
+            import_lines(copy.recorder, lines)
+        assert copy.recorder.max_notification_id() is None
+    finally:
+        copy.close()
+
+
+def test_a_whole_export_without_its_first_or_last_events_is_refused(
+    app, empty_database_url
+):
+    _populate(app)
+    lines = list(export_lines(app.recorder))
+    _refused(app, empty_database_url, [lines[0], *lines[2:]], "first events are missing")
+    _refused(app, empty_database_url, [*lines[:-2], lines[-1]], "events are missing")
+    _refused(app, empty_database_url, lines[:-1], "end line is missing")
+
+
+def test_a_reordered_account_export_is_refused(app, empty_database_url):
+    opened = app.open_account(CommandMeta("alice"), name="Turned", kind=AccountKind.GROUP)
+    app.change_tier(CommandMeta("alice"), opened.account_id, Tier.PARTNER, "plans")
+    header, *events, end = export_lines(app.recorder, opened.account_id)
+    _refused(app, empty_database_url, [header, *reversed(events), end], "out of order")
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ("[1, 2]", "not a JSON object"),
+        ("{not json", "not JSON"),
+        ('{"position": "one"}', "not an event"),
+    ],
+)
+def test_lines_that_are_not_events_are_refused(app, empty_database_url, line, match):
+    opened = app.open_account(CommandMeta("alice"), name="Odd", kind=AccountKind.GROUP)
+    header, event, end = export_lines(app.recorder, opened.account_id)
+    _refused(app, empty_database_url, [header, line, event, end], match)
+
+
+def test_a_malformed_value_is_refused(app, empty_database_url):
+    opened = app.open_account(CommandMeta("alice"), name="Bad", kind=AccountKind.GROUP)
+    header, event, end = export_lines(app.recorder, opened.account_id)
+    record = json.loads(event)
+    record["recorded_at"] = "yesterday"
+    _refused(
+        app, empty_database_url, [header, json.dumps(record), end], "not an export line"
+    )
+
+
+def test_an_account_export_imports_even_when_it_starts_the_store(
+    empty_database_url, server_url
+):
+    source, _ = open_store(empty_database_url)
+    try:
+        first = source.open_account(
+            CommandMeta("alice"), name="First", kind=AccountKind.GROUP
+        )
+        source.open_account(CommandMeta("alice"), name="Second", kind=AccountKind.GROUP)
+        source.change_tier(CommandMeta("alice"), first.account_id, Tier.PARTNER, "plans")
+        lines = list(export_lines(source.recorder, first.account_id))
+    finally:
+        source.close()
+    with _other_database(server_url) as url:
+        copy, _ = open_store(url)
+        try:
+            assert import_lines(copy.recorder, lines) == 2
+            assert verify(copy.recorder).intact
+        finally:
+            copy.close()
