@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -60,10 +60,16 @@ def database_url(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def empty_database_url(server_url: str) -> Iterator[str]:
+def new_database(server_url: str) -> Iterator[Callable[[], str]]:
+    """Makes empty databases for the test, all dropped after it."""
+    with ExitStack() as databases:
+        yield lambda: databases.enter_context(_database(server_url))
+
+
+@pytest.fixture
+def empty_database_url(new_database: Callable[[], str]) -> str:
     """A database of the test's own, for a process that must start from nothing."""
-    with _database(server_url) as url:
-        yield url
+    return new_database()
 
 
 @pytest.fixture(scope="session")

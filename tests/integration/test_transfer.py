@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-import secrets
-from contextlib import contextmanager
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
-from psycopg.sql import SQL, Identifier
 
 from api.runtime import open_store
 from domain.application import CommandMeta
@@ -17,18 +13,6 @@ from domain.values import AccountKind, Stage, Tier
 from eventstore.integrity import verify
 from eventstore.transfer import ImportRefused, export_lines, import_lines
 from projections.runner import VIEW_CLASSES
-
-
-@contextmanager
-def _other_database(server_url):
-    name = f"rapport_test_copy_{secrets.token_hex(4)}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(SQL("CREATE DATABASE {}").format(Identifier(name)))
-    try:
-        yield make_conninfo(server_url, dbname=name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(SQL("DROP DATABASE {} WITH (FORCE)").format(Identifier(name)))
 
 
 def _populate(app):
@@ -176,10 +160,8 @@ def test_a_malformed_value_is_refused(app, empty_database_url):
     )
 
 
-def test_an_account_export_imports_even_when_it_starts_the_store(
-    empty_database_url, server_url
-):
-    source, _ = open_store(empty_database_url)
+def test_an_account_export_imports_even_when_it_starts_the_store(new_database):
+    source, _ = open_store(new_database())
     try:
         first = source.open_account(
             CommandMeta("alice"), name="First", kind=AccountKind.GROUP
@@ -189,10 +171,9 @@ def test_an_account_export_imports_even_when_it_starts_the_store(
         lines = list(export_lines(source.recorder, first.account_id))
     finally:
         source.close()
-    with _other_database(server_url) as url:
-        copy, _ = open_store(url)
-        try:
-            assert import_lines(copy.recorder, lines) == 2
-            assert verify(copy.recorder).intact
-        finally:
-            copy.close()
+    copy, _ = open_store(new_database())
+    try:
+        assert import_lines(copy.recorder, lines) == 2
+        assert verify(copy.recorder).intact
+    finally:
+        copy.close()
