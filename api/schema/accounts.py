@@ -247,6 +247,7 @@ class Account(AccountProfile):
             [Interaction.from_row(row) for row in rows],
             [(row["occurred_at"].isoformat(), row["interaction_id"]) for row in rows],
             limit,
+            after=after,
         )
 
     @classmethod
@@ -338,4 +339,5 @@ class AccountQueries:
             [Account.from_row(row) for row in rows],
             [(row["name"], row["account_id"]) for row in rows],
             limit,
+            after=after,
         )

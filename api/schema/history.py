@@ -73,4 +73,5 @@ async def account_history(
         [HistoryEvent.from_entry(e) for e in entries],
         [(str(e.recorded.stored.originator_version),) for e in entries],
         limit,
+        after=after,
     )

@@ -66,9 +66,13 @@ for _vocabulary in (
 T = TypeVar("T")
 
 
-@strawberry.type
+@strawberry.type(description="Relay page information; pages go forward only.")
 class PageInfo:
     has_next_page: bool
+    has_previous_page: bool = strawberry.field(
+        description="True when this page was asked for with `after`."
+    )
+    start_cursor: str | None
     end_cursor: str | None
 
 
@@ -113,7 +117,9 @@ def page_size(first: int, maximum: int) -> int:
     return first
 
 
-def connection(nodes: list[T], keys: list[tuple[Any, ...]], limit: int) -> Connection[T]:
+def connection(
+    nodes: list[T], keys: list[tuple[Any, ...]], limit: int, *, after: str | None
+) -> Connection[T]:
     """A page from ``limit + 1`` fetched rows: the extra row only says there is more."""
     edges = [
         Edge(cursor=encode_cursor(*key), node=node)
@@ -123,6 +129,8 @@ def connection(nodes: list[T], keys: list[tuple[Any, ...]], limit: int) -> Conne
         edges=edges,
         page_info=PageInfo(
             has_next_page=len(nodes) > limit,
+            has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),
     )

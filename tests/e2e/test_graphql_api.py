@@ -40,7 +40,7 @@ LIST = """
 query($filter: AccountFilter, $first: Int!, $after: String) {
   accounts(filter: $filter, first: $first, after: $after) {
     edges { cursor node { id name } }
-    pageInfo { hasNextPage endCursor }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
   }
 }"""
 
@@ -122,6 +122,8 @@ def test_accounts_page_through_keyset_cursors_without_gaps_or_repeats(api):
             "data"
         ]["accounts"]
         seen += [edge["node"]["name"] for edge in page["edges"]]
+        assert page["pageInfo"]["hasPreviousPage"] is (after is not None)
+        assert page["pageInfo"]["startCursor"] == page["edges"][0]["cursor"]
         if not page["pageInfo"]["hasNextPage"]:
             break
         after = page["pageInfo"]["endCursor"]
