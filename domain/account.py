@@ -110,26 +110,51 @@ class Account(Aggregate):
                     state[name] = vocabulary(state[name])
             return account
 
+    # Version 2 of the state keeps the customer file's special requirements
+    # and purchase characteristics (snapshots of version 1 lack them).
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["special_requirements"] = ""
+        state["purchase_characteristics"] = ""
+
     class AccountOpened(Aggregate.Created):
+        """Version 2 adds special requirements and purchase characteristics."""
+
+        class_version = 2
+
         name: str
         kind: AccountKind
         business_category: str
         address: Address
         channels: tuple[ContactChannel, ...]
+        special_requirements: str
+        purchase_characteristics: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["special_requirements"] = ""
+            state["purchase_characteristics"] = ""
 
     def __init__(
         self,
+        *,
         name: str,
         kind: AccountKind,
         business_category: str,
         address: Address,
         channels: tuple[ContactChannel, ...],
+        special_requirements: str,
+        purchase_characteristics: str,
     ) -> None:
         self.name = name
         self.kind = AccountKind(kind)
         self.business_category = business_category
         self.address = address
         self.channels = tuple(channels)
+        self.special_requirements = special_requirements
+        self.purchase_characteristics = purchase_characteristics
         self.tier = Tier.TRANSACTIONAL
         self.stage = Stage.EXPLORATION
         self.relationship_type: RelationshipType | None = None
@@ -148,6 +173,8 @@ class Account(Aggregate):
         business_category: str = "",
         address: Address | None = None,
         channels: tuple[ContactChannel, ...] = (),
+        special_requirements: str = "",
+        purchase_characteristics: str = "",
     ) -> Account:
         return cls._create(
             cls.AccountOpened,
@@ -157,17 +184,35 @@ class Account(Aggregate):
             business_category=bounded_text("businessCategory", business_category, 200),
             address=valid_address("address", address or Address()),
             channels=valid_channels("channels", tuple(channels)),
+            special_requirements=bounded_text(
+                "specialRequirements", special_requirements, MAX_TEXT
+            ),
+            purchase_characteristics=bounded_text(
+                "purchaseCharacteristics", purchase_characteristics, MAX_TEXT
+            ),
         )
 
     # -- profile ---------------------------------------------------------------
 
     class ProfileUpdated(Aggregate.Event):
-        """Only the fields that changed are set; ``None`` means unchanged."""
+        """Only the fields that changed are set; ``None`` means unchanged.
+
+        Version 2 adds special requirements and purchase characteristics.
+        """
+
+        class_version = 2
 
         name: str | None
         business_category: str | None
         address: Address | None
         channels: tuple[ContactChannel, ...] | None
+        special_requirements: str | None
+        purchase_characteristics: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["special_requirements"] = None
+            state["purchase_characteristics"] = None
 
         def apply(self, aggregate: Account) -> None:
             if self.name is not None:
@@ -178,6 +223,10 @@ class Account(Aggregate):
                 aggregate.address = self.address
             if self.channels is not None:
                 aggregate.channels = tuple(self.channels)
+            if self.special_requirements is not None:
+                aggregate.special_requirements = self.special_requirements
+            if self.purchase_characteristics is not None:
+                aggregate.purchase_characteristics = self.purchase_characteristics
 
     def update_profile(
         self,
@@ -186,6 +235,8 @@ class Account(Aggregate):
         business_category: str | None = None,
         address: Address | None = None,
         channels: tuple[ContactChannel, ...] | None = None,
+        special_requirements: str | None = None,
+        purchase_characteristics: str | None = None,
     ) -> None:
         changes: dict[str, Any] = {
             "name": None if name is None else required_text("name", name),
@@ -194,6 +245,14 @@ class Account(Aggregate):
             else bounded_text("businessCategory", business_category, 200),
             "address": None if address is None else valid_address("address", address),
             "channels": None if channels is None else valid_channels("channels", channels),
+            "special_requirements": None
+            if special_requirements is None
+            else bounded_text("specialRequirements", special_requirements, MAX_TEXT),
+            "purchase_characteristics": None
+            if purchase_characteristics is None
+            else bounded_text(
+                "purchaseCharacteristics", purchase_characteristics, MAX_TEXT
+            ),
         }
         changes = {k: (v if v != getattr(self, k) else None) for k, v in changes.items()}
         if all(v is None for v in changes.values()):

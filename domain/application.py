@@ -157,6 +157,8 @@ class Accounts(Application[UUID]):
         business_category: str = "",
         address: Address | None = None,
         channels: tuple[ContactChannel, ...] = (),
+        special_requirements: str = "",
+        purchase_characteristics: str = "",
     ) -> Outcome:
         account = Account.open(
             account_id=account_id,
@@ -165,6 +167,8 @@ class Accounts(Application[UUID]):
             business_category=business_category,
             address=address,
             channels=channels,
+            special_requirements=special_requirements,
+            purchase_characteristics=purchase_characteristics,
         )
         try:
             return self._save(account, meta)

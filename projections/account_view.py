@@ -44,6 +44,8 @@ class AccountView(View):
             business_category text NOT NULL,
             address jsonb NOT NULL,
             channels jsonb NOT NULL,
+            special_requirements text NOT NULL DEFAULT '',
+            purchase_characteristics text NOT NULL DEFAULT '',
             tier text NOT NULL,
             stage text NOT NULL,
             relationship_type text,
@@ -57,6 +59,10 @@ class AccountView(View):
             updated_at timestamptz NOT NULL,
             version bigint NOT NULL,
             position bigint NOT NULL)""",
+        # Views created before AccountOpened version 2.
+        "ALTER TABLE account_view"
+        " ADD COLUMN IF NOT EXISTS special_requirements text NOT NULL DEFAULT '',"
+        " ADD COLUMN IF NOT EXISTS purchase_characteristics text NOT NULL DEFAULT ''",
         "CREATE INDEX IF NOT EXISTS account_view_name_idx"
         " ON account_view (name, account_id)",
         "CREATE INDEX IF NOT EXISTS account_view_tier_idx"
@@ -95,8 +101,9 @@ class AccountView(View):
     ) -> None:
         cur.execute(
             "INSERT INTO account_view (account_id, name, kind, business_category,"
-            " address, channels, tier, stage, opened_at, updated_at, version, position)"
-            " VALUES (%s, %s, %s, %s, %s, %s, 'transactional', 'exploration',"
+            " address, channels, special_requirements, purchase_characteristics,"
+            " tier, stage, opened_at, updated_at, version, position)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'transactional', 'exploration',"
             " %s, %s, %s, %s)",
             (
                 event.originator_id,
@@ -105,6 +112,8 @@ class AccountView(View):
                 event.business_category,
                 address_json(event.address),
                 channels_json(event.channels),
+                event.special_requirements,
+                event.purchase_characteristics,
                 event.timestamp,
                 event.timestamp,
                 event.originator_version,
@@ -122,11 +131,16 @@ class AccountView(View):
             "name = coalesce(%(name)s, name),"
             " business_category = coalesce(%(category)s, business_category),"
             " address = coalesce(%(address)s, address),"
-            " channels = coalesce(%(channels)s, channels)",
+            " channels = coalesce(%(channels)s, channels),"
+            " special_requirements = coalesce(%(requirements)s, special_requirements),"
+            " purchase_characteristics ="
+            " coalesce(%(purchasing)s, purchase_characteristics)",
             name=event.name,
             category=event.business_category,
             address=None if event.address is None else address_json(event.address),
             channels=None if event.channels is None else channels_json(event.channels),
+            requirements=event.special_requirements,
+            purchasing=event.purchase_characteristics,
         )
 
     @apply.register

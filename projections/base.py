@@ -11,15 +11,17 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from eventsourcing.dispatch import singledispatchmethod
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import OperationalError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg import Cursor
+from psycopg.errors import LockNotAvailable
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from eventstore.recorder import RecordedEvent
 
 Batch = Sequence[tuple[Any, RecordedEvent]]
+LOCK_WAIT = 2
 
 
 class View(PostgresTrackingRecorder):
@@ -37,9 +39,7 @@ class View(PostgresTrackingRecorder):
         )
         key = f"rapport-view:{self.name}"
         self._lock = SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(key)
-        self._try_lock = SQL(
-            "SELECT pg_try_advisory_xact_lock(hashtext({})) AS locked"
-        ).format(key)
+        self._lock_wait = SQL("SET LOCAL lock_timeout = {}").format(f"{LOCK_WAIT}s")
 
     @singledispatchmethod
     def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
@@ -48,16 +48,21 @@ class View(PostgresTrackingRecorder):
     def process(self, batch: Batch) -> int:
         """Apply the events of ``batch`` this view has not seen; return its position.
 
-        While a rebuild holds the view, the batch is left for the next round:
-        the rebuild replays it anyway, and the other views keep moving.
+        Another runner holds the view's lock for a batch; a rebuild holds it
+        for the whole replay. After LOCK_WAIT the batch is left for the next
+        round: the rebuild replays it anyway, and the other views keep moving.
         """
-        with self.datastore.transaction(commit=True) as cur:
-            cur.execute(self._try_lock)
-            row = cur.fetchone()
-            position = self._max_tracking_id(self.application_name, cur) or 0
-            if row is None or not row["locked"]:
-                return position
-            return self.apply_batch(cur, batch, position)
+        try:
+            with self.datastore.transaction(commit=True) as cur:
+                cur.execute(self._lock_wait)
+                cur.execute(self._lock)
+                cur.execute("SET LOCAL lock_timeout = 0")
+                position = self._max_tracking_id(self.application_name, cur) or 0
+                return self.apply_batch(cur, batch, position)
+        except OperationalError as error:
+            if not isinstance(error.__cause__, LockNotAvailable):
+                raise
+            return self.position()
 
     def apply_batch(self, cur: Cursor[DictRow], batch: Batch, position: int) -> int:
         """Apply the events after ``position`` and track the last one, in ``cur``."""

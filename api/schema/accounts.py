@@ -172,6 +172,8 @@ class AccountProfile:
     business_category: str
     address: Address
     channels: list[ContactChannel]
+    special_requirements: str
+    purchase_characteristics: str
     tier: Tier
     stage: Stage
     relationship_type: RelationshipType | None
@@ -268,6 +270,8 @@ class Account(AccountProfile):
                 ContactChannel(kind=ContactChannelKind(c["kind"]), value=c["value"])
                 for c in row["channels"]
             ],
+            special_requirements=row["special_requirements"],
+            purchase_characteristics=row["purchase_characteristics"],
             tier=Tier(row["tier"]),
             stage=Stage(row["stage"]),
             relationship_type=RelationshipType(row["relationship_type"])

@@ -41,6 +41,8 @@ class AccountState(AccountProfile):
             business_category=account.business_category,
             address=Address(**jsonable(account.address)),
             channels=[ContactChannel(kind=c.kind, value=c.value) for c in account.channels],
+            special_requirements=account.special_requirements,
+            purchase_characteristics=account.purchase_characteristics,
             tier=account.tier,
             stage=account.stage,
             relationship_type=account.relationship_type,

@@ -173,6 +173,8 @@ def _channels(
 @strawberry.input
 class OpenAccountInput:
     name: str
+    special_requirements: str = ""
+    purchase_characteristics: str = ""
     id: UUID | None = strawberry.field(
         default=None, description="Client-chosen id; a new one when left out."
     )
@@ -188,6 +190,8 @@ class UpdateProfileInput(AccountCommandInput):
     business_category: str | None = None
     address: AddressInput | None = None
     channels: list[ContactChannelInput] | None = None
+    special_requirements: str | None = None
+    purchase_characteristics: str | None = None
 
 
 @strawberry.input
@@ -293,6 +297,8 @@ class AccountMutations:
                 business_category=input.business_category,
                 address=input.address.to_value() if input.address else None,
                 channels=_channels(input.channels) or (),
+                special_requirements=input.special_requirements,
+                purchase_characteristics=input.purchase_characteristics,
             ),
         )
 
@@ -309,6 +315,8 @@ class AccountMutations:
                 business_category=input.business_category,
                 address=input.address.to_value() if input.address else None,
                 channels=_channels(input.channels),
+                special_requirements=input.special_requirements,
+                purchase_characteristics=input.purchase_characteristics,
             ),
         )
 

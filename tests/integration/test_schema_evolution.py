@@ -1,0 +1,112 @@
+"""Events stored in an older shape still load, through upcasters, everywhere."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from uuid import uuid4
+
+from eventsourcing.persistence import StoredEvent
+
+from domain.account import Account
+from domain.application import CommandMeta
+from eventstore.audit import Audit
+
+OPENED = "domain.account:Account.AccountOpened"
+UPDATED = "domain.account:Account.ProfileUpdated"
+
+
+def _v1(topic: str, account_id, version: int, **fields) -> StoredEvent:
+    """An event as version 1 of its class wrote it: no class_version, no new fields."""
+    moment = datetime(2026, 1, 5, 9, 0, tzinfo=UTC).isoformat()
+    state = {"timestamp": {"_type_": "datetime_iso", "_data_": moment}, **fields}
+    return StoredEvent(
+        originator_id=account_id,
+        originator_version=version,
+        topic=topic,
+        state=json.dumps(state, separators=(",", ":")).encode(),
+    )
+
+
+def _store_v1_account(app):
+    account_id = uuid4()
+    address = {"street": "", "city": "Oulu", "postal_code": "", "country": "FI"}
+    app.recorder.insert_events(
+        [
+            _v1(
+                OPENED,
+                account_id,
+                1,
+                originator_topic="domain.account:Account",
+                name="Legacy Oy",
+                kind="organization",
+                business_category="forestry",
+                address={"_type_": "address", "_data_": address},
+                channels=[],
+            ),
+            _v1(
+                UPDATED,
+                account_id,
+                2,
+                name="Legacy Group Oy",
+                business_category=None,
+                address=None,
+                channels=None,
+            ),
+        ],
+        meta=CommandMeta("legacy-import"),
+    )
+    return account_id
+
+
+def test_version_1_events_load_through_their_upcasters(app):
+    account_id = _store_v1_account(app)
+    account = app.get_account(account_id)
+    assert (
+        account.name,
+        account.special_requirements,
+        account.purchase_characteristics,
+    ) == (
+        "Legacy Group Oy",
+        "",
+        "",
+    )
+    app.update_profile(
+        CommandMeta("alice"), account_id, special_requirements="Deliveries before 7 am"
+    )
+    assert app.get_account(account_id).special_requirements == "Deliveries before 7 am"
+    (stored,) = app.recorder.account_events(account_id, after_version=2)
+    assert json.loads(stored.stored.state)["class_version"] == 2
+
+
+def test_history_and_time_travel_show_upcast_events(app):
+    account_id = _store_v1_account(app)
+    audit = Audit(app)
+    opened, updated = audit.history(account_id)
+    assert opened.payload["special_requirements"] == ""
+    assert updated.payload["purchase_characteristics"] is None
+    assert audit.state_at(account_id, version=1).name == "Legacy Oy"
+
+
+def test_views_and_rebuilds_read_version_1_events(app, projections, db):
+    account_id = _store_v1_account(app)
+    projections.catch_up()
+    projections.rebuild(["account_view"])
+    row = db.execute(
+        "SELECT name, special_requirements, purchase_characteristics"
+        " FROM account_view WHERE account_id = %s",
+        (account_id,),
+    ).fetchone()
+    assert row == ("Legacy Group Oy", "", "")
+
+
+def test_a_version_1_snapshot_is_upcast_too(app):
+    account_id = _store_v1_account(app)
+    snapshot = Account.Snapshot.take(app.get_account(account_id))
+    for key in ("special_requirements", "purchase_characteristics", "class_version"):
+        snapshot.state.pop(key)
+    snapshot.state["name"] = "Read from the snapshot"
+    app.snapshots.put([snapshot])
+    account = app.get_account(account_id)
+    assert account.name == "Read from the snapshot"
+    assert (account.version, account.special_requirements) == (2, "")
