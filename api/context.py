@@ -39,6 +39,9 @@ class Context(BaseContext):
         self.accounts: DataLoader[UUID, dict[str, Any] | None] = self._loader(
             queries.accounts_by_id, None
         )
+        self.first_interactions: DataLoader[tuple[UUID, int], list[dict[str, Any]]] = (
+            DataLoader(load_fn=self._load_first_interactions)
+        )
         self.periods = {
             table: self._periods_loader(table)
             for table in queries.PERIOD_TABLES | queries.DURATION_VIEWS
@@ -53,6 +56,18 @@ class Context(BaseContext):
             correlation_id=self.correlation_id,
             causation_id=command_id,
         )
+
+    async def _load_first_interactions(
+        self, keys: list[tuple[UUID, int]]
+    ) -> list[list[dict[str, Any]]]:
+        """First pages of many accounts' timelines: one query per page size asked."""
+        pages: dict[tuple[UUID, int], list[dict[str, Any]]] = {}
+        async with self.runtime.pool.connection() as conn:
+            for limit in {limit for _, limit in keys}:
+                ids = [account_id for account_id, size in keys if size == limit]
+                found = await queries.first_interactions(conn, ids, limit)
+                pages.update({(account_id, limit): found[account_id] for account_id in ids})
+        return [pages[key] for key in keys]
 
     def _loader(
         self,

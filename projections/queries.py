@@ -99,5 +99,22 @@ async def interactions(
     return await cur.fetchall()
 
 
+async def first_interactions(
+    conn: Conn, account_ids: Sequence[UUID], limit: int
+) -> dict[UUID, list[Row]]:
+    """The newest ``limit`` interactions of each account, in one query."""
+    cur = await conn.execute(
+        "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY account_id"
+        " ORDER BY occurred_at DESC, interaction_id DESC) AS rank"
+        " FROM interaction_timeline WHERE account_id = ANY(%s)) ranked"
+        " WHERE rank <= %s ORDER BY account_id, rank",
+        (list(account_ids), limit),
+    )
+    grouped: dict[UUID, list[Row]] = {account_id: [] for account_id in account_ids}
+    for row in await cur.fetchall():
+        grouped[row["account_id"]].append(row)
+    return grouped
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

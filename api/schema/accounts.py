@@ -242,9 +242,13 @@ class Account(AccountProfile):
         self, info: Info, first: int = 20, after: str | None = None
     ) -> Connection[Interaction]:
         limit = page_size(first, info.context.runtime.settings.max_page_size)
-        key = None if after is None else decode_cursor(after, datetime.fromisoformat, UUID)
-        async with info.context.runtime.pool.connection() as conn:
-            rows = await queries.interactions(conn, self.id, limit + 1, key)
+        if after is None:
+            # The first page, batched across every account of the request.
+            rows = await info.context.first_interactions.load((self.id, limit + 1))
+        else:
+            key = decode_cursor(after, datetime.fromisoformat, UUID)
+            async with info.context.runtime.pool.connection() as conn:
+                rows = await queries.interactions(conn, self.id, limit + 1, key)
         return connection(
             [Interaction.from_row(row) for row in rows],
             [(row["occurred_at"].isoformat(), row["interaction_id"]) for row in rows],

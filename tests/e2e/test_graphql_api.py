@@ -235,3 +235,43 @@ def test_cursors_of_the_wrong_shape_are_refused_cleanly(api, key):
     cursor = base64.urlsafe_b64encode(key.encode()).decode()
     body = api.graphql(LIST, {"first": 2, "after": cursor})
     assert body["errors"][0]["message"] == f"not a cursor of this list: {cursor!r}"
+
+
+def test_a_page_of_accounts_shows_each_accounts_own_newest_interactions(api):
+    tag = uuid4().hex[:8]
+    log = """
+    mutation($input: LogInteractionInput!) { logInteraction(input: $input) { __typename } }
+    """
+    for i in range(3):
+        account_id = _open(api, f"Timeline {tag} {i}")["accountId"]
+        for day in (1, 2, 3):
+            api.graphql(
+                log,
+                {
+                    "input": {
+                        "accountId": account_id,
+                        "channel": "EMAIL",
+                        "direction": "OUTBOUND",
+                        "occurredAt": f"2026-04-0{day}T08:00:00Z",
+                        "summary": f"{i}/{day}",
+                    }
+                },
+            )
+    body = api.graphql(
+        """query($filter: AccountFilter) {
+          accounts(filter: $filter, first: 10) {
+            edges { node { name interactions(first: 2) {
+              edges { node { summary } } pageInfo { hasNextPage }
+            } } }
+          }
+        }""",
+        {"filter": {"search": tag}},
+    )
+    pages = {
+        edge["node"]["name"]: (
+            [e["node"]["summary"] for e in edge["node"]["interactions"]["edges"]],
+            edge["node"]["interactions"]["pageInfo"]["hasNextPage"],
+        )
+        for edge in body["data"]["accounts"]["edges"]
+    }
+    assert pages == {f"Timeline {tag} {i}": ([f"{i}/3", f"{i}/2"], True) for i in range(3)}
