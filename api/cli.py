@@ -15,7 +15,7 @@ from uuid import UUID
 
 from api.settings import Settings
 from eventstore.database import resolve_database_url
-from eventstore.recorder import RapportRecorder
+from eventstore.recorder import recorder_of
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -93,8 +93,7 @@ def _verify(args: argparse.Namespace) -> int:
     from eventstore.integrity import verify  # noqa: PLC0415
 
     app, _projections = open_store(resolve_database_url())
-    assert isinstance(app.recorder, RapportRecorder)  # noqa: S101 - configured by eventstore
-    report = verify(app.recorder, args.expect)
+    report = verify(recorder_of(app), args.expect)
     app.close()
     if report.intact:
         print(  # noqa: T201
@@ -121,7 +120,6 @@ def _export(args: argparse.Namespace) -> int:
     from eventstore.transfer import export_lines  # noqa: PLC0415
 
     app, _projections = open_store(resolve_database_url())
-    assert isinstance(app.recorder, RapportRecorder)  # noqa: S101 - configured by eventstore
     try:
         with (
             contextlib.ExitStack() as files,
@@ -132,7 +130,7 @@ def _export(args: argparse.Namespace) -> int:
                 if args.output
                 else sys.stdout
             )
-            for line in export_lines(app.recorder, args.account):
+            for line in export_lines(recorder_of(app), args.account):
                 out.write(line + "\n")
                 bar.update()
     finally:
@@ -147,7 +145,6 @@ def _import(args: argparse.Namespace) -> int:
     from eventstore.transfer import ImportRefused, import_lines  # noqa: PLC0415
 
     app, _projections = open_store(resolve_database_url())
-    assert isinstance(app.recorder, RapportRecorder)  # noqa: S101 - configured by eventstore
     try:
         with (
             Path(args.file).open(encoding="utf-8") as lines,
@@ -157,7 +154,7 @@ def _import(args: argparse.Namespace) -> int:
             def advance(done: int) -> None:
                 bar.update(done - bar.n)
 
-            count = import_lines(app.recorder, lines, advance)
+            count = import_lines(recorder_of(app), lines, advance)
     except ImportRefused as refused:
         print(f"import refused, nothing written: {refused}", file=sys.stderr)  # noqa: T201
         return 1

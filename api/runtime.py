@@ -20,7 +20,7 @@ from api.settings import Settings
 from domain.application import Accounts
 from eventstore.audit import Audit
 from eventstore.database import eventsourcing_env
-from eventstore.recorder import APP_WRITTEN_COLUMNS, RapportRecorder
+from eventstore.recorder import APP_WRITTEN_COLUMNS, recorder_of
 from projections.runner import PROJECTED_CHANNEL, Projections
 
 log = logging.getLogger("rapport.api")
@@ -52,8 +52,7 @@ def grant_least_privilege(app: Accounts, projections: Projections, role: str) ->
     runner can change history even with the trigger switched off (only the
     owner can switch it off). Views: what building and rebuilding them needs.
     """
-    recorder = app.recorder
-    assert isinstance(recorder, RapportRecorder)  # noqa: S101 - configured by eventstore
+    recorder = recorder_of(app)
     schema = Identifier(recorder.datastore.schema)
     who = Identifier(role)
     events = Identifier(recorder.events_table_name)

@@ -17,7 +17,7 @@ from uuid import UUID
 from domain.account import Account
 from domain.application import Accounts
 from domain.errors import AccountNotFound, InvalidValue
-from eventstore.recorder import RapportRecorder, RecordedEvent
+from eventstore.recorder import RecordedEvent, event_type, recorder_of
 
 # Attributes every event has; history shows them as columns, not payload.
 _ENVELOPE = frozenset(
@@ -48,10 +48,6 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def event_type(topic: str) -> str:
-    return topic.rsplit(".", 1)[-1]
-
-
 @dataclass(frozen=True)
 class HistoryEntry:
     recorded: RecordedEvent
@@ -72,10 +68,8 @@ class FieldChange:
 
 class Audit:
     def __init__(self, app: Accounts) -> None:
-        recorder = app.recorder
-        assert isinstance(recorder, RapportRecorder)  # noqa: S101 - configured by eventstore
         self.app = app
-        self.recorder = recorder
+        self.recorder = recorder_of(app)
 
     def history(
         self,

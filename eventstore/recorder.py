@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from eventsourcing.application import Application
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
@@ -38,6 +39,20 @@ APP_WRITTEN_COLUMNS = (
     "causation_id",
     "command_id",
 )
+
+
+def event_type(topic: str) -> str:
+    """An event's type as clients see it: ``TierChanged`` for its class's topic."""
+    return topic.rsplit(".", 1)[-1]
+
+
+def recorder_of(app: Application[Any]) -> RapportRecorder:
+    """The application's recorder, which eventstore configures to be Rapport's."""
+    recorder = app.recorder
+    if not isinstance(recorder, RapportRecorder):
+        msg = f"{app.name} does not record through {RapportRecorder.__name__}"
+        raise TypeError(msg)
+    return recorder
 
 
 def event_id(originator_id: UUID | str, originator_version: int) -> UUID:
@@ -162,9 +177,8 @@ class RapportRecorder(PostgresApplicationRecorder):
             " AS hash FROM {schema}.{table}"
         ).format(**names)
         self.insert_with_metadata = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic,"
-            " state, event_id, occurred_at, actor, correlation_id, causation_id,"
-            " command_id)"
+            # The columns the app role may write, in APP_WRITTEN_COLUMNS order.
+            "INSERT INTO {schema}.{table} ({columns})"
             " SELECT e.originator_id, e.originator_version, e.topic, e.state,"
             " e.event_id,"
             " (convert_from(e.state, 'UTF8')::jsonb #>> '{{timestamp,_data_}}')"
@@ -174,7 +188,7 @@ class RapportRecorder(PostgresApplicationRecorder):
             " %(topics)s::text[], %(states)s::bytea[], %(event_ids)s::uuid[])"
             " AS e(originator_id, originator_version, topic, state, event_id)"
             " RETURNING notification_id"
-        ).format(**names)
+        ).format(columns=SQL(", ").join(map(Identifier, APP_WRITTEN_COLUMNS)), **names)
         self.select_recorded = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state,"
             " event_id, occurred_at, recorded_at, actor, correlation_id,"

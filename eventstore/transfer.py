@@ -23,7 +23,7 @@ from uuid import UUID
 import psycopg
 from psycopg.sql import SQL, Composed
 
-from eventstore.recorder import RapportRecorder
+from eventstore.recorder import RapportRecorder, event_type
 
 COLUMNS = (
     "notification_id",
@@ -70,7 +70,7 @@ def to_line(row: dict[str, Any]) -> str:
         "event_id": str(row["event_id"]),
         "account_id": str(row["originator_id"]),
         "version": row["originator_version"],
-        "type": row["topic"].rsplit(".", 1)[-1],
+        "type": event_type(row["topic"]),
         "topic": row["topic"],
         "occurred_at": row["occurred_at"].isoformat(),
         "recorded_at": row["recorded_at"].isoformat(),

@@ -16,7 +16,7 @@ import psycopg
 from psycopg.sql import SQL, Identifier, Literal
 
 from domain.application import Accounts
-from eventstore.recorder import RapportRecorder, RecordedEvent
+from eventstore.recorder import RecordedEvent, recorder_of
 from projections.account_view import AccountView
 from projections.base import View
 from projections.histories import ManagerHistory, StageHistory, TierHistory
@@ -43,8 +43,7 @@ class Projections:
     def __init__(
         self, app: Accounts, database_url: str, batch_size: int = BATCH_SIZE
     ) -> None:
-        recorder = app.recorder
-        assert isinstance(recorder, RapportRecorder)  # noqa: S101 - configured by eventstore
+        recorder = recorder_of(app)
         self.app = app
         self.recorder = recorder
         self.database_url = database_url
