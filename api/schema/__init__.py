@@ -26,9 +26,13 @@ class Mutation(AccountMutations):
 
 
 def _unexpected(error: GraphQLError) -> bool:
-    """Mask errors that are not the client's to fix: they could leak internals."""
+    """Mask errors that are not the client's to fix: they could leak internals.
+
+    Invalid arguments and GraphQL's own errors (a variable of the wrong shape)
+    are the client's, and say what to fix.
+    """
     original = error.original_error
-    return original is not None and not isinstance(original, InvalidArgument)
+    return original is not None and not isinstance(original, InvalidArgument | GraphQLError)
 
 
 schema = strawberry.Schema(

@@ -42,8 +42,10 @@ class Api:
 
 
 @pytest.fixture(scope="session")
-def api(database_url: str) -> Iterator[Api]:
+def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     port = _free_port()
+    # A file, not a pipe: a pipe nobody reads blocks the server once it is full.
+    log = tmp_path_factory.mktemp("serve") / "rapport-serve.log"
     env = os.environ | {
         "DATABASE_URL": database_url,
         "RAPPORT_PORT": str(port),
@@ -52,7 +54,7 @@ def api(database_url: str) -> Iterator[Api]:
     server = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--log-level", "warning"],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
     api = Api(f"http://127.0.0.1:{port}")
@@ -65,8 +67,7 @@ def api(database_url: str) -> Iterator[Api]:
             except httpx.TransportError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                output = server.stdout.read().decode() if server.stdout else ""
-                pytest.fail(f"rapport serve did not start:\n{output}")
+                pytest.fail(f"rapport serve did not start:\n{log.read_text()}")
             time.sleep(0.1)
         yield api
     finally:
