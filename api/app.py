@@ -40,12 +40,16 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         response_class=StreamingResponse,
         responses={200: {"content": {"application/x-ndjson": {}}}},
     )
-    def export(account: UUID | None = None) -> StreamingResponse:
-        """The event log (or one account's events) as NDJSON, streamed."""
+    def export(account: UUID | None = None, keys: bool = True) -> StreamingResponse:
+        """The event log (or one account's events) as NDJSON, streamed.
+
+        With ``keys=false`` the subjects' keys are left out, and every personal
+        value in the file stays sealed.
+        """
         runtime: Runtime = app.state.runtime
         recorder = runtime.audit.recorder
         return StreamingResponse(
-            (line + "\n" for line in export_lines(recorder, account)),
+            (line + "\n" for line in export_lines(recorder, account, keys=keys)),
             media_type="application/x-ndjson",
         )
 

@@ -130,7 +130,7 @@ def _export(args: argparse.Namespace) -> int:
                 if args.output
                 else sys.stdout
             )
-            for line in export_lines(recorder_of(app), args.account):
+            for line in export_lines(recorder_of(app), args.account, keys=args.keys):
                 out.write(line + "\n")
                 bar.update()
     finally:
@@ -203,6 +203,12 @@ def parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write the event log as NDJSON")
     export.add_argument("--account", type=UUID, help="only this account's events")
     export.add_argument("--output", "-o", help="write to this file (default: stdout)")
+    export.add_argument(
+        "--without-keys",
+        dest="keys",
+        action="store_false",
+        help="leave out the subjects' keys: personal data stays sealed in the file",
+    )
     export.set_defaults(run=_export)
     load = commands.add_parser("import", help="load an NDJSON export into an empty store")
     load.add_argument("file")

@@ -21,6 +21,7 @@ from domain.application import Accounts
 from eventstore.audit import Audit
 from eventstore.database import eventsourcing_env
 from eventstore.recorder import APP_WRITTEN_COLUMNS, recorder_of
+from eventstore.sealing import attach_keys
 from projections.runner import PROJECTED_CHANNEL, Projections
 
 log = logging.getLogger("rapport.api")
@@ -39,6 +40,7 @@ def open_store(
     if migrate is None:
         migrate = Settings.from_env().migrate_on_start
     app = Accounts(env=eventsourcing_env(database_url, create_tables=migrate))
+    attach_keys(app)
     projections = Projections(app, database_url)
     if migrate:
         projections.migrate()
@@ -72,6 +74,11 @@ def grant_least_privilege(app: Accounts, projections: Projections, role: str) ->
         ),
         SQL("GRANT SELECT, INSERT ON {}.{} TO {}").format(schema, snapshots, who),
         SQL("GRANT USAGE ON SEQUENCE {}.{} TO {}").format(schema, sequence, who),
+        # Keys: made on first use, never changed or deleted by this role (an
+        # erasure event's trigger destroys them, with the owner's rights).
+        SQL("GRANT SELECT, INSERT (account_id, subject_id, key) ON {} TO {}").format(
+            recorder.keys_table, who
+        ),
         SQL("GRANT EXECUTE ON FUNCTION {}() TO {}").format(recorder.lock_function, who),
         SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
             SQL(", ").join(view_tables), who

@@ -22,8 +22,10 @@ from domain.errors import (
     InteractionNotFound,
     InvalidValue,
     StageTransitionNotAllowed,
+    SubjectErased,
     UnchangedValue,
 )
+from domain.personal import PersonalFields, Rewrite, erased_value
 from domain.values import (
     AccountKind,
     Address,
@@ -62,6 +64,14 @@ class Contact:
     phone: str | None
     birthday: date | None
     preferences: str
+    erased: bool = False
+
+    def erase(self) -> Contact:
+        return replace(
+            self,
+            erased=True,
+            **{name: erased_value(getattr(self, name)) for name in CONTACT_PERSONAL.fields},
+        )
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,7 @@ class Account(Aggregate):
         def take(cls, aggregate: Any) -> Account.Snapshot:
             snapshot: Account.Snapshot = super().take(aggregate)
             snapshot.state["contacts"] = list(aggregate.contacts.values())
+            snapshot.state["former_contacts"] = list(aggregate.former_contacts.values())
             snapshot.state["interactions"] = [
                 [str(key), record] for key, record in aggregate.interactions.items()
             ]
@@ -96,7 +107,8 @@ class Account(Aggregate):
             account = super().mutate(None)
             assert isinstance(account, Account)  # noqa: S101 - this class's own snapshot
             state = vars(account)
-            state["contacts"] = {c.contact_id: c for c in state["contacts"]}
+            for name in ("contacts", "former_contacts"):
+                state[name] = {c.contact_id: c for c in state[name]}
             state["interactions"] = {UUID(k): r for k, r in state["interactions"]}
             state["channels"] = tuple(state["channels"])
             state["kind"] = AccountKind(state["kind"])
@@ -112,12 +124,19 @@ class Account(Aggregate):
 
     # Version 2 of the state keeps the customer file's special requirements
     # and purchase characteristics (snapshots of version 1 lack them).
-    class_version = 2
+    # Version 3 keeps removed contacts (they may still be erased) and whether
+    # the account's personal data was erased.
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         state["special_requirements"] = ""
         state["purchase_characteristics"] = ""
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        state["former_contacts"] = []
+        state["personal_data_erased"] = False
 
     class AccountOpened(Aggregate.Created):
         """Version 2 adds special requirements and purchase characteristics."""
@@ -161,6 +180,8 @@ class Account(Aggregate):
         self.classification: Classification | None = None
         self.manager: str | None = None
         self.contacts: dict[UUID, Contact] = {}
+        self.former_contacts: dict[UUID, Contact] = {}
+        self.personal_data_erased = False
         self.interactions: dict[UUID, InteractionRecord] = {}
 
     @classmethod
@@ -238,6 +259,7 @@ class Account(Aggregate):
         special_requirements: str | None = None,
         purchase_characteristics: str | None = None,
     ) -> None:
+        self._keeps_personal_data()
         changes: dict[str, Any] = {
             "name": None if name is None else required_text("name", name),
             "business_category": None
@@ -295,7 +317,8 @@ class Account(Aggregate):
         birthday: date | None = None,
         preferences: str = "",
     ) -> None:
-        if contact_id in self.contacts:
+        self._keeps_personal_data()
+        if contact_id in self.contacts or contact_id in self.former_contacts:
             raise InvalidValue("contactId", f"contact {contact_id} already exists")
         self.trigger_event(
             self.ContactAdded,
@@ -368,7 +391,8 @@ class Account(Aggregate):
         reason: str
 
         def apply(self, aggregate: Account) -> None:
-            del aggregate.contacts[self.contact_id]
+            contact = aggregate.contacts.pop(self.contact_id)
+            aggregate.former_contacts[self.contact_id] = contact
 
     def remove_contact(self, *, contact_id: UUID, reason: str) -> None:
         self._contact(contact_id)
@@ -378,9 +402,57 @@ class Account(Aggregate):
 
     def _contact(self, contact_id: UUID) -> Contact:
         try:
-            return self.contacts[contact_id]
+            contact = self.contacts[contact_id]
         except KeyError:
             raise ContactNotFound(f"contact {contact_id} is not on this account") from None
+        if contact.erased:
+            raise SubjectErased(f"contact {contact_id}'s personal data was erased")
+        return contact
+
+    def _keeps_personal_data(self) -> None:
+        if self.personal_data_erased:
+            raise SubjectErased(
+                "this account's personal data was erased; it records no new personal data"
+            )
+
+    # -- erasure of personal data ------------------------------------------------
+
+    class PersonalDataErased(Aggregate.Event):
+        """A contact's (or, with no contact, the whole account's) personal data
+        was erased: the event store destroys the subject's key as this event is
+        recorded, and earlier events read back with the values erased.
+        """
+
+        contact_id: UUID | None
+        reason: str
+
+        def apply(self, aggregate: Account) -> None:
+            if self.contact_id is None:
+                aggregate.personal_data_erased = True
+                for name in ACCOUNT_PERSONAL.fields:
+                    setattr(aggregate, name, erased_value(getattr(aggregate, name)))
+                targets = [*aggregate.contacts, *aggregate.former_contacts]
+            else:
+                targets = [self.contact_id]
+            for contacts in (aggregate.contacts, aggregate.former_contacts):
+                for contact_id in targets:
+                    if contact_id in contacts:
+                        contacts[contact_id] = contacts[contact_id].erase()
+
+    def erase_personal_data(self, *, contact_id: UUID | None = None, reason: str) -> None:
+        """Erase one contact's personal data, or with no contact the account's."""
+        reason = _reason(reason)
+        if contact_id is None:
+            self._keeps_personal_data()
+        else:
+            contact = self.contacts.get(contact_id) or self.former_contacts.get(contact_id)
+            if contact is None:
+                raise ContactNotFound(f"contact {contact_id} was never on this account")
+            if contact.erased:
+                raise SubjectErased(
+                    f"contact {contact_id}'s personal data is already erased"
+                )
+        self.trigger_event(self.PersonalDataErased, contact_id=contact_id, reason=reason)
 
     # -- ownership and classification -------------------------------------------
 
@@ -516,6 +588,7 @@ class Account(Aggregate):
         outcome: str = "",
         effort_minutes: int = 0,
     ) -> None:
+        self._keeps_personal_data()
         if interaction_id in self.interactions:
             raise InvalidValue("interactionId", f"interaction {interaction_id} exists")
         if not 0 <= effort_minutes <= MAX_EFFORT_MINUTES:
@@ -554,6 +627,7 @@ class Account(Aggregate):
         channel: Channel = Channel.EMAIL,
         note: str = "",
     ) -> None:
+        self._keeps_personal_data()
         try:
             record = self.interactions[interaction_id]
         except KeyError:
@@ -599,3 +673,50 @@ _CONTACT_FIELDS = (
     "birthday",
     "preferences",
 )
+
+
+# -- personal data ---------------------------------------------------------------
+
+ACCOUNT_PERSONAL = PersonalFields(
+    ("name", "address", "channels", "special_requirements", "purchase_characteristics")
+)
+CONTACT_PERSONAL = PersonalFields(
+    ("name", "email", "phone", "birthday", "preferences"), subject="contact_id"
+)
+PERSONAL_DATA: dict[type, PersonalFields] = {
+    Account.AccountOpened: ACCOUNT_PERSONAL,
+    Account.ProfileUpdated: ACCOUNT_PERSONAL,
+    Account.ContactAdded: CONTACT_PERSONAL,
+    Account.ContactUpdated: CONTACT_PERSONAL,
+    Account.ContactRemoved: PersonalFields(("reason",), subject="contact_id"),
+    Account.InteractionLogged: PersonalFields(("participants", "summary", "outcome")),
+    Account.WrittenConfirmationRecorded: PersonalFields(("note",)),
+}
+
+
+def rewrite_personal_data(
+    cls: type, state: dict[str, Any], account_id: UUID, fn: Rewrite
+) -> None:
+    """Replace each personal value in an event's (or snapshot's) state by
+    ``fn(value, subject_id)``, in place. The event store seals and opens
+    personal data through this one description.
+    """
+    if issubclass(cls, Account.Snapshot):
+        inner = state["state"] = dict(state["state"])
+        ACCOUNT_PERSONAL.rewrite(inner, account_id, fn)
+        for name in ("contacts", "former_contacts"):
+            inner[name] = [_rewrite_contact(c, fn) for c in inner.get(name, ())]
+        return
+    fields = PERSONAL_DATA.get(cls)
+    if fields is not None:
+        fields.rewrite(state, account_id, fn)
+
+
+def _rewrite_contact(contact: Contact, fn: Rewrite) -> Contact:
+    return replace(
+        contact,
+        **{
+            name: fn(getattr(contact, name), contact.contact_id)
+            for name in CONTACT_PERSONAL.fields
+        },
+    )

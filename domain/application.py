@@ -106,6 +106,7 @@ class ContactAsDict(Transcoding):
             "phone": obj.phone,
             "birthday": obj.birthday,
             "preferences": obj.preferences,
+            "erased": obj.erased,
         }
 
     def decode(self, data: dict[str, Any]) -> Contact:
@@ -388,6 +389,27 @@ class Accounts(Application[UUID]):
                 channel=channel,
                 note=note,
             ),
+        )
+
+    def erase_personal_data(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        *,
+        contact_id: UUID | None = None,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> Outcome:
+        """Erase a contact's personal data, or with no contact the account's.
+
+        The event store destroys the subject's key in the transaction that
+        records the erasure; from then on the values read back as erased.
+        """
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.erase_personal_data(contact_id=contact_id, reason=reason),
         )
 
     def _change(

@@ -75,3 +75,9 @@ class ConfirmationNotApplicable(DomainError):
 
 class AlreadyConfirmed(DomainError):
     code = "ALREADY_CONFIRMED"
+
+
+class SubjectErased(DomainError):
+    """The person's (or the account's) personal data was erased: nothing new is kept."""
+
+    code = "SUBJECT_ERASED"

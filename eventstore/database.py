@@ -64,6 +64,7 @@ def eventsourcing_env(url: str, *, create_tables: bool = True) -> dict[str, str]
         "CREATE_TABLE": "yes" if create_tables else "no",
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "APPLICATION_RECORDER_TOPIC": "eventstore.recorder:RapportRecorder",
+        "MAPPER_TOPIC": "eventstore.sealing:SealingMapper",
         "POSTGRES_DBNAME": str(info.get("dbname") or "postgres"),
         "POSTGRES_HOST": str(info.get("host") or "localhost"),
         "POSTGRES_PORT": str(info.get("port") or "5432"),

@@ -16,9 +16,12 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.application import Application
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composable, Identifier
+from psycopg.sql import SQL, Composable, Identifier, Literal
+
+from domain.account import Account
 
 # Event ids are derived from (account, version): stable across export/import.
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://rapport.invalid/events")
@@ -39,6 +42,11 @@ APP_WRITTEN_COLUMNS = (
     "causation_id",
     "command_id",
 )
+
+
+def keys_table_name(events_table_name: str) -> str:
+    """``rapport_subject_keys`` beside ``rapport_events``."""
+    return f"{events_table_name.removesuffix('_events')}_subject_keys"
 
 
 def event_type(topic: str) -> str:
@@ -90,6 +98,9 @@ class RapportRecorder(PostgresApplicationRecorder):
             "digest": Identifier(f"{events_table_name}_digest"),
             "chain": Identifier(f"{events_table_name}_chain"),
             "lock": Identifier(f"{events_table_name}_lock"),
+            "keys": Identifier(keys_table_name(events_table_name)),
+            "erase": Identifier(f"{events_table_name}_erase"),
+            "erased_topic": Literal(get_topic(Account.PersonalDataErased)),
         }
         self.table = SQL("{schema}.{table}").format(**names)
         self.digest = SQL("{schema}.{digest}").format(**names)
@@ -151,9 +162,41 @@ class RapportRecorder(PostgresApplicationRecorder):
                 " LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
                 " AS $$ LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE $$",
                 "REVOKE ALL ON FUNCTION {schema}.{lock}() FROM PUBLIC",
+                # Personal data is sealed with one key per subject (see
+                # eventstore.sealing); a null key is a destroyed one.
+                "CREATE TABLE IF NOT EXISTS {schema}.{keys} ("
+                " account_id uuid NOT NULL, subject_id uuid NOT NULL, key bytea,"
+                " created_at timestamptz NOT NULL DEFAULT clock_timestamp(),"
+                " erased_at timestamptz, erased_by uuid,"
+                " PRIMARY KEY (account_id, subject_id),"
+                " CHECK ((key IS NULL) = (erased_at IS NOT NULL)))",
+                # Recording an erasure destroys the keys in the same transaction:
+                # a contact's, or with no contact every key of the account (and a
+                # tombstone for the account, so that no key is made for it again).
+                "CREATE OR REPLACE FUNCTION {schema}.{erase}() RETURNS trigger"
+                " LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
+                " AS $$ DECLARE contact uuid := (convert_from(NEW.state, 'UTF8')::jsonb"
+                " #>> '{{contact_id,_data_}}')::uuid; BEGIN"
+                " INSERT INTO {schema}.{keys} AS k"
+                " (account_id, subject_id, key, erased_at, erased_by)"
+                " VALUES (NEW.originator_id, coalesce(contact, NEW.originator_id), NULL,"
+                " clock_timestamp(), NEW.event_id)"
+                " ON CONFLICT (account_id, subject_id) DO UPDATE"
+                " SET key = NULL, erased_at = clock_timestamp(), erased_by = NEW.event_id"
+                " WHERE k.erased_at IS NULL;"
+                " IF contact IS NULL THEN UPDATE {schema}.{keys}"
+                " SET key = NULL, erased_at = clock_timestamp(), erased_by = NEW.event_id"
+                " WHERE account_id = NEW.originator_id AND erased_at IS NULL; END IF;"
+                " RETURN NULL; END $$",
+                "REVOKE ALL ON FUNCTION {schema}.{erase}() FROM PUBLIC",
+                "CREATE OR REPLACE TRIGGER {erase}"
+                " AFTER INSERT ON {schema}.{table} FOR EACH ROW"
+                " WHEN (NEW.topic = {erased_topic})"
+                " EXECUTE FUNCTION {schema}.{erase}()",
             )
         )
         self.lock_function = SQL("{schema}.{lock}").format(**names)
+        self.keys_table = SQL("{schema}.{keys}").format(**names)
         self.lock_table_statements = [
             self.lock_table_statements[0],  # SET LOCAL lock_timeout
             SQL("SELECT {}()").format(self.lock_function),

@@ -2,7 +2,11 @@
 
 One JSON object per line: a header (format, scope), the events in position
 order with every column of the events table (``state`` is the event's stored
-JSON), and an end line with their count and the last event's hash.
+JSON, personal values in it sealed), the keys that open those values (one
+``subject_key`` line per subject; an erased subject's key is null), and an end
+line with the counts and the last event's hash. An export with its keys is as
+sensitive as the database; one without them reads every personal value as
+erased.
 
 An import keeps positions, ids, times and actors. It refuses the whole file,
 writing nothing, if an event's content no longer matches its exported hash, if
@@ -14,6 +18,7 @@ export starts a new chain.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -41,6 +46,7 @@ COLUMNS = (
     "prev_hash",
     "hash",
 )
+KEY_COLUMNS = ("account_id", "subject_id", "key", "created_at", "erased_at", "erased_by")
 BATCH = 1000
 FORMAT = 1
 
@@ -85,12 +91,30 @@ def to_line(row: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False)
 
 
+def key_line(row: dict[str, Any]) -> str:
+    key = None if row["key"] is None else base64.b64encode(row["key"]).decode()
+    return json.dumps(
+        {
+            "subject_key": {
+                "account_id": str(row["account_id"]),
+                "subject_id": str(row["subject_id"]),
+                "key": key,
+                "created_at": row["created_at"].isoformat(),
+                "erased_at": _iso(row["erased_at"]),
+                "erased_by": _text(row["erased_by"]),
+            }
+        }
+    )
+
+
 def export_lines(
-    recorder: RapportRecorder, account_id: UUID | None = None
+    recorder: RapportRecorder, account_id: UUID | None = None, *, keys: bool = True
 ) -> Iterator[str]:
-    """A header line, the events, and an end line with their count and last hash.
+    """A header line, the events, their keys, and an end line with the counts.
 
     Read in one snapshot through a server-side cursor (constant memory).
+    Without ``keys`` the export carries no key, and its personal values stay
+    sealed wherever it is imported.
     """
     query, params = export_query(recorder, account_id)
     yield json.dumps(
@@ -100,7 +124,7 @@ def export_lines(
             "account_id": _text(account_id),
         }
     )
-    count, last = 0, None
+    count, last, key_count = 0, None, 0
     with recorder.datastore.transaction(commit=False) as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         named = cur.connection.cursor(name="rapport_export")
@@ -108,14 +132,36 @@ def export_lines(
         while rows := named.fetchmany(BATCH):
             count, last = count + len(rows), rows[-1]
             yield from (to_line(row) for row in rows)
+        named.close()
+        if keys:
+            key_query, key_params = keys_query(recorder, account_id)
+            cur.execute(key_query, key_params)
+            for row in cur:
+                key_count += 1
+                yield key_line(row)
     yield json.dumps(
         {
             "end": True,
             "events": count,
+            "keys": key_count,
             "last_position": None if last is None else last["notification_id"],
             "last_hash": None if last is None else _hex(last["hash"]),
         }
     )
+
+
+def keys_query(
+    recorder: RapportRecorder, account_id: UUID | None
+) -> tuple[Composed, list[Any]]:
+    query = (
+        SQL("SELECT {} FROM ").format(SQL(", ").join(map(SQL, KEY_COLUMNS)))
+        + recorder.keys_table
+    )
+    params: list[Any] = []
+    if account_id is not None:
+        query += SQL(" WHERE account_id = %s")
+        params.append(account_id)
+    return query + SQL(" ORDER BY account_id, subject_id"), params
 
 
 class _Export:
@@ -129,6 +175,7 @@ class _Export:
         self.end: dict[str, Any] | None = None
         self.count = 0
         self.last: dict[str, Any] | None = None
+        self.keys: list[dict[str, Any]] = []
 
     @property
     def whole_store(self) -> bool:
@@ -152,6 +199,11 @@ class _Export:
             if record.get("end") is True:
                 self.end = record
                 continue
+            if isinstance(record.get("subject_key"), dict):
+                self.keys.append(record["subject_key"])
+                continue
+            if self.keys:
+                raise ImportRefused(f"line {number}: an event follows the keys")
             self._check_order(number, record)
             batch.append(record)
             if len(batch) == BATCH:
@@ -176,6 +228,11 @@ class _Export:
         if self.end is None:
             raise ImportRefused("the export is incomplete: its end line is missing")
         last_hash = None if self.last is None else self.last.get("hash")
+        if self.end.get("keys", 0) != len(self.keys):
+            raise ImportRefused(
+                f"the end line counts {self.end.get('keys')} keys; the file holds "
+                f"{len(self.keys)}: keys are missing"
+            )
         if (self.end.get("events"), self.end.get("last_hash")) != (self.count, last_hash):
             raise ImportRefused(
                 f"the end line counts {self.end.get('events')} events ending in hash "
@@ -234,7 +291,8 @@ def import_lines(
                         )
                 if progress is not None:
                     progress(export.count)
-        except psycopg.DataError as error:
+            _import_keys(cur, recorder, export.keys)
+        except (psycopg.DataError, psycopg.IntegrityError) as error:
             raise ImportRefused(f"a value in the export is malformed: {error}") from None
         if export.last is not None:
             # New events continue after the imported ones.
@@ -246,6 +304,43 @@ def import_lines(
                 ),
             )
     return export.count
+
+
+def _import_keys(
+    cur: psycopg.Cursor[Any], recorder: RapportRecorder, keys: list[dict[str, Any]]
+) -> None:
+    """Keys as exported; an erasure imported with the events already destroyed
+    its keys, and a key line never brings one back.
+    """
+    try:
+        columns = [
+            [k["account_id"] for k in keys],
+            [k["subject_id"] for k in keys],
+            [None if k["key"] is None else base64.b64decode(k["key"]) for k in keys],
+            [datetime.fromisoformat(k["created_at"]) for k in keys],
+            [_moment(k["erased_at"]) for k in keys],
+            [k["erased_by"] for k in keys],
+        ]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ImportRefused(f"not a key line: {error!r}") from None
+    cur.execute(
+        SQL("INSERT INTO ")
+        + recorder.keys_table
+        + SQL(
+            " ({}) SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::bytea[],"
+            " %s::timestamptz[], %s::timestamptz[], %s::uuid[])"
+            " ON CONFLICT (account_id, subject_id) DO NOTHING"
+        ).format(SQL(", ").join(map(SQL, KEY_COLUMNS))),
+        columns,
+    )
+
+
+def _moment(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def _json(number: int, line: str) -> dict[str, Any]:

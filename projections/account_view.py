@@ -10,8 +10,9 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from domain.account import Account
-from domain.values import Address, Channel, ContactChannel
+from domain.account import CONTACT_PERSONAL, Account
+from domain.personal import erased_value
+from domain.values import Address, Channel, ContactChannel, ContactChannelKind
 from eventstore.recorder import RecordedEvent
 from projections.base import View
 
@@ -30,6 +31,16 @@ def contact_json(event: Account.ContactAdded | Account.ContactUpdated) -> dict[s
     card.update({f: getattr(event, f) for f in fields if getattr(event, f) is not None})
     if event.birthday is not None:
         card["birthday"] = event.birthday.isoformat()
+    return card
+
+
+def erased_card(card: dict[str, Any]) -> dict[str, Any]:
+    """A contact card as its events read once the contact is erased."""
+    card = dict(card, erased=True)
+    for name in CONTACT_PERSONAL.fields:
+        if name in card:
+            card[name] = erased_value(card[name])
+    card.pop("birthday", None)  # an erased date reads as none, and none is left out
     return card
 
 
@@ -58,11 +69,15 @@ class AccountView(View):
             opened_at timestamptz NOT NULL,
             updated_at timestamptz NOT NULL,
             version bigint NOT NULL,
-            position bigint NOT NULL)""",
+            position bigint NOT NULL,
+            personal_data_erased boolean NOT NULL DEFAULT false)""",
         # Views created before AccountOpened version 2.
         "ALTER TABLE account_view"
         " ADD COLUMN IF NOT EXISTS special_requirements text NOT NULL DEFAULT '',"
         " ADD COLUMN IF NOT EXISTS purchase_characteristics text NOT NULL DEFAULT ''",
+        # Views created before erasure.
+        "ALTER TABLE account_view"
+        " ADD COLUMN IF NOT EXISTS personal_data_erased boolean NOT NULL DEFAULT false",
         "CREATE INDEX IF NOT EXISTS account_view_name_idx"
         " ON account_view (name, account_id)",
         "CREATE INDEX IF NOT EXISTS account_view_tier_idx"
@@ -240,3 +255,45 @@ class AccountView(View):
         recorded: RecordedEvent,
     ) -> None:
         self._touch(cur, recorded, "pending_confirmations = pending_confirmations - 1")
+
+    @apply.register
+    def _(
+        self,
+        event: Account.PersonalDataErased,
+        cur: Cursor[DictRow],
+        recorded: RecordedEvent,
+    ) -> None:
+        cur.execute(
+            "SELECT name, address, channels, special_requirements,"
+            " purchase_characteristics, contacts FROM account_view"
+            " WHERE account_id = %s FOR UPDATE",
+            (event.originator_id,),
+        )
+        row = cur.fetchone()
+        if row is None:  # pragma: no cover - every account has its row
+            return
+        contacts = row["contacts"]
+        if event.contact_id is not None:
+            if str(event.contact_id) in contacts:
+                contacts[str(event.contact_id)] = erased_card(
+                    contacts[str(event.contact_id)]
+                )
+            self._touch(cur, recorded, "contacts = %(contacts)s", contacts=Jsonb(contacts))
+            return
+        channels = tuple(
+            ContactChannel(ContactChannelKind(c["kind"]), c["value"])
+            for c in row["channels"]
+        )
+        self._touch(
+            cur,
+            recorded,
+            "personal_data_erased = true, name = %(name)s, address = %(address)s,"
+            " channels = %(channels)s, special_requirements = %(requirements)s,"
+            " purchase_characteristics = %(purchasing)s, contacts = %(contacts)s",
+            name=erased_value(row["name"]),
+            address=address_json(erased_value(Address(**row["address"]))),
+            channels=channels_json(erased_value(channels)),
+            requirements=erased_value(row["special_requirements"]),
+            purchasing=erased_value(row["purchase_characteristics"]),
+            contacts=Jsonb({k: erased_card(card) for k, card in contacts.items()}),
+        )

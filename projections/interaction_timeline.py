@@ -9,6 +9,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from domain.account import Account
+from domain.personal import ERASED
 from domain.values import Channel
 from eventstore.recorder import RecordedEvent
 from projections.base import View
@@ -91,4 +92,28 @@ class InteractionTimeline(View):
                 event.originator_id,
                 event.interaction_id,
             ),
+        )
+
+    @apply.register
+    def _(
+        self,
+        event: Account.PersonalDataErased,
+        cur: Cursor[DictRow],
+        recorded: RecordedEvent,
+    ) -> None:
+        """The account's interactions are its own personal data (a contact's
+        erasure leaves them): their free text reads as erased, as in the events.
+        """
+        if event.contact_id is not None:
+            return
+        cur.execute(
+            "UPDATE interaction_timeline SET"
+            " participants = ARRAY(SELECT CASE WHEN p = '' THEN p ELSE %(erased)s END"
+            " FROM unnest(participants) WITH ORDINALITY AS x(p, n) ORDER BY n),"
+            " summary = CASE WHEN summary = '' THEN summary ELSE %(erased)s END,"
+            " outcome = CASE WHEN outcome = '' THEN outcome ELSE %(erased)s END,"
+            " confirmation_note = CASE WHEN confirmation_note = ''"
+            " THEN confirmation_note ELSE %(erased)s END"
+            " WHERE account_id = %(account)s",
+            {"erased": ERASED, "account": event.originator_id},
         )

@@ -53,6 +53,9 @@ class Contact:
     phone: str | None
     birthday: date | None
     preferences: str
+    erased: bool = strawberry.field(
+        description="The contact's personal data was erased: its fields read [erased]."
+    )
 
     @classmethod
     def from_json(cls, card: dict[str, Any]) -> Contact:
@@ -66,6 +69,7 @@ class Contact:
             phone=card.get("phone") or None,
             birthday=date.fromisoformat(birthday) if birthday else None,
             preferences=card.get("preferences", ""),
+            erased=card.get("erased", False),
         )
 
 
@@ -184,6 +188,10 @@ class AccountProfile:
         description="Oral interactions (call, meeting, visit, video) still waiting "
         "for their written confirmation."
     )
+    personal_data_erased: bool = strawberry.field(
+        description="The account's personal data was erased: its name, address, "
+        "channels, contacts and interaction texts read [erased]."
+    )
 
 
 @strawberry.type
@@ -288,6 +296,7 @@ class Account(AccountProfile):
             interaction_count=row["interaction_count"],
             last_interaction_at=row["last_interaction_at"],
             pending_written_confirmations=row["pending_confirmations"],
+            personal_data_erased=row["personal_data_erased"],
             opened_at=row["opened_at"],
             updated_at=row["updated_at"],
             version=row["version"],

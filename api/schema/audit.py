@@ -51,6 +51,7 @@ class AccountState(AccountProfile):
             contacts=[Contact.from_json(jsonable(c)) for c in contacts],
             interaction_count=len(account.interactions),
             pending_written_confirmations=account.unconfirmed_oral_interactions,
+            personal_data_erased=account.personal_data_erased,
         )
 
 

@@ -229,6 +229,18 @@ class RemoveContactInput(AccountCommandInput):
 
 
 @strawberry.input
+class EraseSubjectInput(AccountCommandInput):
+    contact_id: UUID | None = strawberry.field(
+        default=None,
+        description="The contact to erase; without one, the account's own personal "
+        "data and every contact's.",
+    )
+    reason: str = strawberry.field(
+        description="Why, for the audit trail: a request reference, not a name."
+    )
+
+
+@strawberry.input
 class AssignAccountManagerInput(AccountCommandInput):
     manager: str
     reason: str = ""
@@ -375,6 +387,25 @@ class AccountMutations:
                 input.contact_id,
                 input.reason,
                 input.expected_version,
+            ),
+        )
+
+    @strawberry.mutation(
+        description="Erase a person's personal data (GDPR article 17): the key that "
+        "sealed it is destroyed as the erasure is recorded. History still replays, "
+        "with the values reading [erased]; tiers, stages, times and amounts stay. "
+        "The erasure is itself an event, PersonalDataErased."
+    )
+    async def erase_subject(self, info: Info, input: EraseSubjectInput) -> AccountResult:
+        app = info.context.runtime.app
+        return await _account_result(
+            info,
+            lambda meta: app.erase_personal_data(
+                meta,
+                input.account_id,
+                contact_id=input.contact_id,
+                reason=input.reason,
+                expected_version=input.expected_version,
             ),
         )
 

@@ -112,11 +112,14 @@ def test_the_export_endpoint_streams_an_accounts_events_as_ndjson(api):
     response = api.client.get("/export", params={"account": account_id})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/x-ndjson")
-    header, *records, end = [json.loads(line) for line in response.text.splitlines()]
-    assert (header["scope"], end["events"]) == ("account", 3)
+    header, *records, key, end = [json.loads(line) for line in response.text.splitlines()]
+    assert (header["scope"], end["events"], end["keys"]) == ("account", 3, 1)
+    assert key["subject_key"]["subject_id"] == account_id
     assert [(r["version"], r["type"], r["actor"]) for r in records] == [
         (1, "AccountOpened", "auditee"),
         (2, "TierChanged", "auditee"),
         (3, "StageChanged", "auditee"),
     ]
+    keyless = api.client.get("/export", params={"account": account_id, "keys": "false"})
+    assert json.loads(keyless.text.splitlines()[-1])["keys"] == 0
     assert api.client.get("/export", params={"account": "nope"}).status_code == 422

@@ -140,7 +140,7 @@ def test_export_to_a_file_and_import_it_into_an_empty_database(
         os.environ | {"DATABASE_URL": database_url},
     )
     assert exported.returncode == 0, exported.stderr
-    assert len(target.read_text().splitlines()) == 3  # header, event, end
+    assert len(target.read_text().splitlines()) == 4  # header, event, key, end
     into = os.environ | {"DATABASE_URL": empty_database_url}
     imported = _run(["import", str(target)], into)
     assert imported.returncode == 0, imported.stderr

@@ -20,6 +20,8 @@ MUTATIONS = {
     "changeClassification": "ChangeClassificationInput",
     "changeRelationshipType": "ChangeRelationshipTypeInput",
     "addContact": "AddContactInput",
+    "eraseSubject": "EraseSubjectInput",
+    "logInteraction": "LogInteractionInput",
 }
 
 
@@ -116,3 +118,93 @@ def test_profile_classification_relationship_and_contacts_change_the_view(api):
     assert gone["code"] == "CONTACT_NOT_FOUND"
     account = api.graphql(ACCOUNT, {"id": account_id})["data"]["account"]
     assert (account["contacts"], account["version"]) == ([], 7)
+
+
+ERASABLE = """
+query($id: UUID!) {
+  account(id: $id) {
+    name personalDataErased address { street city }
+    contacts { name email erased }
+    interactions { edges { node { summary participants effortMinutes } } }
+  }
+  accountAt(id: $id, version: 2) { name contacts { name erased } }
+}"""
+
+
+def test_erase_subject_through_graphql(api):
+    account_id, ann = str(uuid4()), str(uuid4())
+    api.graphql(
+        'mutation($id: UUID!) { openAccount(input: {id: $id, name: "Lee Family", '
+        'kind: INDIVIDUAL, address: {street: "1 Elm Row", city: "York"}}) '
+        "{ __typename } }",
+        {"id": account_id},
+    )
+    _mutate(
+        api,
+        "addContact",
+        {
+            "accountId": account_id,
+            "contactId": ann,
+            "name": "Ann Lee",
+            "email": "a@l.example",
+        },
+    )
+    _mutate(
+        api,
+        "logInteraction",
+        {
+            "accountId": account_id,
+            "channel": "CALL",
+            "direction": "INBOUND",
+            "participants": ["Ann Lee"],
+            "occurredAt": "2026-11-20T10:00:00+00:00",
+            "summary": "Asked about her order",
+            "effortMinutes": 10,
+        },
+    )
+    missing = _mutate(
+        api,
+        "eraseSubject",
+        {"accountId": account_id, "contactId": str(uuid4()), "reason": "R1"},
+    )
+    assert missing["code"] == "CONTACT_NOT_FOUND"
+    blank = _mutate(api, "eraseSubject", {"accountId": account_id, "reason": " "})
+    assert blank["code"] == "INVALID_VALUE"
+
+    erased = _mutate(
+        api, "eraseSubject", {"accountId": account_id, "contactId": ann, "reason": "R2"}
+    )
+    assert (erased["__typename"], erased["version"]) == ("AccountChanged", 4)
+    again = _mutate(
+        api, "eraseSubject", {"accountId": account_id, "contactId": ann, "reason": "R3"}
+    )
+    assert again["code"] == "SUBJECT_ERASED"
+
+    whole = _mutate(api, "eraseSubject", {"accountId": account_id, "reason": "R4"})
+    assert whole["version"] == 5
+    data = api.graphql(ERASABLE, {"id": account_id})["data"]
+    assert data["account"] == {
+        "name": "[erased]",
+        "personalDataErased": True,
+        "address": {"street": "[erased]", "city": "[erased]"},
+        "contacts": [{"name": "[erased]", "email": "[erased]", "erased": True}],
+        "interactions": {
+            "edges": [
+                {
+                    "node": {
+                        "summary": "[erased]",
+                        "participants": ["[erased]"],
+                        "effortMinutes": 10,
+                    }
+                }
+            ]
+        },
+    }
+    assert data["accountAt"] == {
+        "name": "[erased]",
+        "contacts": [{"name": "[erased]", "erased": False}],
+    }
+    refused = _mutate(
+        api, "addContact", {"accountId": account_id, "contactId": str(uuid4()), "name": "X"}
+    )
+    assert refused["code"] == "SUBJECT_ERASED"

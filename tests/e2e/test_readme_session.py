@@ -33,6 +33,7 @@ def test_the_readme_session_works_as_written(api):
         "Account",
         "PreferredSuppliers",
         "Audit",
+        "EraseAnn",
     ]
     answers = {}
     for name, document in operations.items():
@@ -110,6 +111,12 @@ def test_the_readme_session_works_as_written(api):
         (7, "stage", "awareness"),
     ]
     assert audit["auditReport"]["intact"] is True
+
+    erased = answers["EraseAnn"]["eraseSubject"]
+    assert erased["version"] == 8
+    assert erased["account"]["contacts"] == [
+        {"name": "[erased]", "email": "[erased]", "birthday": None, "erased": True}
+    ]
 
     again = api.graphql(operations["OpenAccount"])["data"]["openAccount"]
     assert again["code"] == "ACCOUNT_ALREADY_EXISTS"

@@ -105,6 +105,7 @@ def test_changes_name_each_field_with_before_after_and_actor(app, audit):
                 "phone": None,
                 "birthday": None,
                 "preferences": "",
+                "erased": False,
             },
             "bob",
         ),

@@ -35,6 +35,8 @@ def test_the_app_role_writes_events_and_builds_every_view(app_role_url):
             CommandMeta("alice"), name="Least", kind=AccountKind.GROUP
         )
         app.change_tier(CommandMeta("alice"), opened.account_id, Tier.PARTNER, "plans")
+        # Erasure destroys keys, which the role itself may not touch.
+        app.erase_personal_data(CommandMeta("dpo"), opened.account_id, reason="REQ-1")
         projections.catch_up()
         projections.rebuild(projections.views)
         with psycopg.connect(app_role_url) as conn:
@@ -43,6 +45,7 @@ def test_the_app_role_writes_events_and_builds_every_view(app_role_url):
             ).fetchone() or (None,)
             conn.execute("SELECT * FROM stage_durations").fetchall()
         assert tier == "partner"
+        assert app.get_account(opened.account_id).name == "[erased]"
     finally:
         app.close()
 
@@ -56,6 +59,10 @@ def test_the_app_role_writes_events_and_builds_every_view(app_role_url):
         "ALTER TABLE rapport_events DISABLE TRIGGER USER",
         "DELETE FROM rapport_snapshots",
         "DROP TABLE account_view",
+        "UPDATE rapport_subject_keys SET key = NULL",
+        "DELETE FROM rapport_subject_keys",
+        "INSERT INTO rapport_subject_keys (account_id, subject_id, erased_at)"
+        " VALUES (gen_random_uuid(), gen_random_uuid(), now())",
         "INSERT INTO rapport_events (originator_id, originator_version, topic, state,"
         " recorded_at) VALUES (gen_random_uuid(), 1, 't', '', '2000-01-01')",
         "INSERT INTO rapport_events (originator_id, originator_version, topic, state,"

@@ -40,10 +40,10 @@ def test_import_then_rebuild_reproduces_identical_views(
     lines = list(export_lines(app.recorder))
     header, end = json.loads(lines[0]), json.loads(lines[-1])
     assert header == {"rapport_export": 1, "scope": "store", "account_id": None}
-    assert end["events"] == len(lines) - 2
+    assert end["events"] + end["keys"] == len(lines) - 2
     copy, copy_projections = open_store(empty_database_url)
     try:
-        assert import_lines(copy.recorder, lines) == len(lines) - 2
+        assert import_lines(copy.recorder, lines) == end["events"]
         copy_projections.rebuild(copy_projections.views)
         assert _tables(empty_database_url) == _tables(database_url)
         original, imported = verify(app.recorder), verify(copy.recorder)
@@ -87,8 +87,13 @@ def test_an_account_export_holds_only_its_events(app):
     header, *records, end = [
         json.loads(line) for line in export_lines(app.recorder, opened.account_id)
     ]
+    *records, key = records
     assert header["scope"] == "account"
-    assert (end["events"], end["last_hash"]) == (2, records[-1]["hash"])
+    assert (end["events"], end["last_hash"], end["keys"]) == (2, records[-1]["hash"], 1)
+    # The account's name is personal data, sealed in the event; its key follows.
+    assert "Alone" not in json.dumps(records)
+    assert key["subject_key"]["subject_id"] == str(opened.account_id)
+    assert key["subject_key"]["key"] is not None
     assert [(r["version"], r["type"]) for r in records] == [
         (1, "AccountOpened"),
         (2, "TierChanged"),
@@ -123,7 +128,7 @@ def test_a_whole_export_without_its_first_or_last_events_is_refused(
     app, empty_database_url
 ):
     _populate(app)
-    lines = list(export_lines(app.recorder))
+    lines = list(export_lines(app.recorder, keys=False))
     _refused(app, empty_database_url, [lines[0], *lines[2:]], "first events are missing")
     _refused(app, empty_database_url, [*lines[:-2], lines[-1]], "events are missing")
     _refused(app, empty_database_url, lines[:-1], "end line is missing")
@@ -132,7 +137,7 @@ def test_a_whole_export_without_its_first_or_last_events_is_refused(
 def test_a_reordered_account_export_is_refused(app, empty_database_url):
     opened = app.open_account(CommandMeta("alice"), name="Turned", kind=AccountKind.GROUP)
     app.change_tier(CommandMeta("alice"), opened.account_id, Tier.PARTNER, "plans")
-    header, *events, end = export_lines(app.recorder, opened.account_id)
+    header, *events, end = export_lines(app.recorder, opened.account_id, keys=False)
     _refused(app, empty_database_url, [header, *reversed(events), end], "out of order")
 
 
@@ -146,13 +151,13 @@ def test_a_reordered_account_export_is_refused(app, empty_database_url):
 )
 def test_lines_that_are_not_events_are_refused(app, empty_database_url, line, match):
     opened = app.open_account(CommandMeta("alice"), name="Odd", kind=AccountKind.GROUP)
-    header, event, end = export_lines(app.recorder, opened.account_id)
+    header, event, end = export_lines(app.recorder, opened.account_id, keys=False)
     _refused(app, empty_database_url, [header, line, event, end], match)
 
 
 def test_a_malformed_value_is_refused(app, empty_database_url):
     opened = app.open_account(CommandMeta("alice"), name="Bad", kind=AccountKind.GROUP)
-    header, event, end = export_lines(app.recorder, opened.account_id)
+    header, event, end = export_lines(app.recorder, opened.account_id, keys=False)
     record = json.loads(event)
     record["recorded_at"] = "yesterday"
     _refused(
@@ -174,6 +179,30 @@ def test_an_account_export_imports_even_when_it_starts_the_store(new_database):
     copy, _ = open_store(new_database())
     try:
         assert import_lines(copy.recorder, lines) == 2
+        assert verify(copy.recorder).intact
+    finally:
+        copy.close()
+
+
+def test_an_export_missing_a_key_line_is_refused(app, empty_database_url):
+    _populate(app)
+    lines = list(export_lines(app.recorder))
+    assert json.loads(lines[-2])["subject_key"]
+    _refused(app, empty_database_url, [*lines[:-2], lines[-1]], "keys are missing")
+
+
+def test_an_export_without_keys_imports_with_personal_data_unreadable(
+    app, empty_database_url
+):
+    opened = app.open_account(CommandMeta("alice"), name="Keyless", kind=AccountKind.GROUP)
+    app.change_tier(CommandMeta("alice"), opened.account_id, Tier.PARTNER, "plans")
+    lines = list(export_lines(app.recorder, opened.account_id, keys=False))
+    assert json.loads(lines[-1])["keys"] == 0
+    copy, _ = open_store(empty_database_url)
+    try:
+        assert import_lines(copy.recorder, lines) == 2
+        account = copy.get_account(opened.account_id)
+        assert (account.name, account.tier) == ("[erased]", Tier.PARTNER)
         assert verify(copy.recorder).intact
     finally:
         copy.close()

@@ -1,0 +1,227 @@
+"""Personal data sealed in the event payload, one key per subject (crypto-shredding).
+
+The domain says which fields are personal and whose they are
+(``domain.account.rewrite_personal_data``). Writing, each such value is
+encrypted with AES-256-GCM under its subject's key and stored as a ``sealed``
+envelope that also carries the value's erased form. Reading, the envelope is
+opened with the key, or, once the key is destroyed, read as its erased form.
+
+Keys live in ``rapport_subject_keys``. Recording a ``PersonalDataErased``
+event destroys them in the same transaction (a trigger, run as the owner:
+the application's role can create keys but never change or delete one).
+Values recorded in plain text before sealing existed read as erased once
+their subject is erased, although their bytes stay in the table.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.application import Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import (
+    Cipher,
+    Compressor,
+    JSONTranscoder,
+    Mapper,
+    MapperDeserialisationError,
+    StoredEvent,
+    Transcoder,
+    Transcoding,
+)
+from eventsourcing.postgres import PostgresDatastore
+from psycopg.sql import SQL, Identifier
+
+from domain.account import Account, rewrite_personal_data
+from domain.errors import SubjectErased
+from domain.personal import erased_value
+from eventstore.recorder import keys_table_name, recorder_of
+
+NONCE_BYTES = 12
+# How long another process may keep using a key it fetched before an erasure;
+# the erasing process, and any process reading the erasure event, drop it at once.
+KEY_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A personal value encrypted under its subject's key, with its erased form."""
+
+    subject: UUID
+    data: bytes
+    erased: Any
+
+
+class SealedAsDict(Transcoding):
+    type = Sealed
+    name = "sealed"
+
+    def encode(self, obj: Sealed) -> dict[str, Any]:
+        return {
+            "subject": obj.subject,
+            "data": base64.b64encode(obj.data).decode(),
+            "erased": obj.erased,
+        }
+
+    def decode(self, data: dict[str, Any]) -> Sealed:
+        return Sealed(data["subject"], base64.b64decode(data["data"]), data["erased"])
+
+
+@dataclass(frozen=True)
+class KeyState:
+    key: bytes | None
+    erased: bool
+    fetched: float
+
+
+class SubjectKeys:
+    """Each subject's key: created on first use, destroyed by an erasure."""
+
+    def __init__(self, datastore: PostgresDatastore, table: str) -> None:
+        self.datastore = datastore
+        names = {"schema": Identifier(datastore.schema), "table": Identifier(table)}
+        self._cache: dict[tuple[UUID, UUID], KeyState] = {}
+        self._create = SQL(
+            "WITH new AS (INSERT INTO {schema}.{table} (account_id, subject_id, key)"
+            " VALUES (%(account)s, %(subject)s, %(key)s) ON CONFLICT DO NOTHING"
+            " RETURNING key) SELECT key FROM new"
+        ).format(**names)
+        # A subject is erased when its key is, or when the whole account's is.
+        self._state = SQL(
+            "SELECT (array_agg(key) FILTER (WHERE subject_id = %(subject)s))[1] AS key,"
+            " bool_or(erased_at IS NOT NULL) AS erased"
+            " FROM {schema}.{table}"
+            " WHERE account_id = %(account)s AND subject_id IN (%(subject)s, %(account)s)"
+        ).format(**names)
+
+    def for_sealing(self, account_id: UUID, subject_id: UUID) -> bytes | None:
+        """The subject's key, created if it has none; ``None`` once erased."""
+        state = self.state(account_id, subject_id)
+        if state.key is not None or state.erased:
+            return state.key
+        with self.datastore.transaction(commit=True) as cur:
+            params = {"account": account_id, "subject": subject_id}
+            cur.execute(self._create, params | {"key": AESGCM.generate_key(256)})
+            cur.fetchall()
+        self.forget(account_id)
+        return self.state(account_id, subject_id).key
+
+    def state(self, account_id: UUID, subject_id: UUID) -> KeyState:
+        cached = self._cache.get((account_id, subject_id))
+        if cached is not None and time.monotonic() - cached.fetched < KEY_CACHE_SECONDS:
+            return cached
+        with self.datastore.get_connection() as conn, conn.cursor() as cur:
+            cur.execute(self._state, {"account": account_id, "subject": subject_id})
+            row = cur.fetchone()
+        key = None if row is None or row["key"] is None else bytes(row["key"])
+        state = KeyState(key, bool(row and row["erased"]), time.monotonic())
+        if key is not None or state.erased:
+            self._cache[account_id, subject_id] = state
+        return state
+
+    def forget(self, account_id: UUID) -> None:
+        for cached in [k for k in self._cache if k[0] == account_id]:
+            del self._cache[cached]
+
+
+class SealingMapper(Mapper[UUID]):
+    """eventsourcing's mapper, sealing personal values on the way to the store."""
+
+    def __init__(
+        self,
+        transcoder: Transcoder,
+        compressor: Compressor | None = None,
+        cipher: Cipher | None = None,
+    ) -> None:
+        super().__init__(transcoder, compressor, cipher)
+        if isinstance(transcoder, JSONTranscoder):
+            transcoder.register(SealedAsDict())
+        self.keys: SubjectKeys | None = None
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        cls = type(domain_event)
+        account_id = domain_event.originator_id
+        if issubclass(cls, Account.PersonalDataErased):
+            self._subject_keys().forget(account_id)
+        state = dict(vars(domain_event))
+        rewrite_personal_data(cls, state, account_id, partial(self._seal, account_id))
+        sealed = object.__new__(cls)
+        object.__setattr__(sealed, "__dict__", state)
+        return super().to_stored_event(sealed)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        event = super().to_domain_event(stored_event)
+        cls, account_id = type(event), event.originator_id
+        if issubclass(cls, Account.PersonalDataErased):
+            self._subject_keys().forget(account_id)
+        try:
+            rewrite_personal_data(
+                cls, vars(event), account_id, partial(self._open, account_id)
+            )
+        except InvalidTag:
+            msg = (
+                f"a personal value of event {stored_event.originator_id}"
+                f"/{stored_event.originator_version} does not open with its "
+                "subject's key: the value or the key was altered"
+            )
+            raise MapperDeserialisationError(msg) from None
+        return event
+
+    def _subject_keys(self) -> SubjectKeys:
+        if self.keys is None:
+            msg = "the mapper has no key store: open the application with open_application"
+            raise RuntimeError(msg)
+        return self.keys
+
+    def _seal(self, account_id: UUID, value: Any, subject: UUID) -> Any:
+        erased = erased_value(value)
+        if value == erased:
+            return value  # nothing personal in it (empty, or already erased)
+        key = self._subject_keys().for_sealing(account_id, subject)
+        if key is None:
+            msg = f"the personal data of {subject} was erased; it is not recorded again"
+            raise SubjectErased(msg)
+        nonce = os.urandom(NONCE_BYTES)
+        data = AESGCM(key).encrypt(
+            nonce, self.transcoder.encode(value), _associated(account_id, subject)
+        )
+        return Sealed(subject, nonce + data, erased)
+
+    def _open(self, account_id: UUID, value: Any, subject: UUID) -> Any:
+        if isinstance(value, Sealed):
+            key = self._subject_keys().state(account_id, value.subject).key
+            if key is None:
+                return value.erased
+            nonce, data = value.data[:NONCE_BYTES], value.data[NONCE_BYTES:]
+            plain = AESGCM(key).decrypt(nonce, data, _associated(account_id, value.subject))
+            return self.transcoder.decode(plain)
+        if value == erased_value(value):
+            return value
+        # Recorded in plain text before sealing: an erasure still applies.
+        if self._subject_keys().state(account_id, subject).erased:
+            return erased_value(value)
+        return value
+
+
+def _associated(account_id: UUID, subject: UUID) -> bytes:
+    """Binds a ciphertext to its subject: it cannot be moved to another one."""
+    return f"{account_id}/{subject}".encode()
+
+
+def attach_keys(app: Application[Any]) -> None:
+    """Give the application's mapper the key table beside its events table."""
+    recorder = recorder_of(app)
+    if not isinstance(app.mapper, SealingMapper):
+        msg = f"{app.name} does not map events through {SealingMapper.__name__}"
+        raise TypeError(msg)
+    app.mapper.keys = SubjectKeys(
+        recorder.datastore, keys_table_name(recorder.events_table_name)
+    )
