@@ -21,7 +21,7 @@ from domain.application import Accounts
 from eventstore.audit import Audit
 from eventstore.database import eventsourcing_env
 from eventstore.recorder import APP_WRITTEN_COLUMNS, recorder_of
-from eventstore.sealing import attach_keys
+from eventstore.sealing import attach_keys, drop_snapshots_before_sealing
 from projections.runner import PROJECTED_CHANNEL, Projections
 
 log = logging.getLogger("rapport.api")
@@ -44,6 +44,7 @@ def open_store(
     projections = Projections(app, database_url)
     if migrate:
         projections.migrate()
+        drop_snapshots_before_sealing(app)
     return app, projections
 
 

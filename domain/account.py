@@ -320,6 +320,9 @@ class Account(Aggregate):
         self._keeps_personal_data()
         if contact_id in self.contacts or contact_id in self.former_contacts:
             raise InvalidValue("contactId", f"contact {contact_id} already exists")
+        if contact_id == self.id:
+            # The account's own personal data is a subject of that id.
+            raise InvalidValue("contactId", "a contact cannot have the account's id")
         self.trigger_event(
             self.ContactAdded,
             contact_id=contact_id,
@@ -694,6 +697,10 @@ PERSONAL_DATA: dict[type, PersonalFields] = {
 }
 
 
+_SNAPSHOT = PersonalFields(())
+_FIELDS_OF: dict[type, PersonalFields | None] = {}
+
+
 def rewrite_personal_data(
     cls: type, state: dict[str, Any], account_id: UUID, fn: Rewrite
 ) -> None:
@@ -701,14 +708,18 @@ def rewrite_personal_data(
     ``fn(value, subject_id)``, in place. The event store seals and opens
     personal data through this one description.
     """
-    if issubclass(cls, Account.Snapshot):
+    try:
+        fields = _FIELDS_OF[cls]
+    except KeyError:
+        # issubclass on eventsourcing's classes is slow: once per class.
+        snapshot = issubclass(cls, Account.Snapshot)
+        fields = _FIELDS_OF[cls] = _SNAPSHOT if snapshot else PERSONAL_DATA.get(cls)
+    if fields is _SNAPSHOT:
         inner = state["state"] = dict(state["state"])
         ACCOUNT_PERSONAL.rewrite(inner, account_id, fn)
         for name in ("contacts", "former_contacts"):
             inner[name] = [_rewrite_contact(c, fn) for c in inner.get(name, ())]
-        return
-    fields = PERSONAL_DATA.get(cls)
-    if fields is not None:
+    elif fields is not None:
         fields.rewrite(state, account_id, fn)
 
 

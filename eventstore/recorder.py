@@ -7,7 +7,7 @@ causation_id and command_id. A trigger makes the table append-only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -195,6 +195,9 @@ class RapportRecorder(PostgresApplicationRecorder):
                 " EXECUTE FUNCTION {schema}.{erase}()",
             )
         )
+        self.erased_topic = get_topic(Account.PersonalDataErased)
+        # Called with an account's id once an erasure of it has committed.
+        self.erasure_listeners: list[Callable[[UUID], None]] = []
         self.lock_function = SQL("{schema}.{lock}").format(**names)
         self.keys_table = SQL("{schema}.{keys}").format(**names)
         self.lock_table_statements = [
@@ -272,6 +275,16 @@ class RapportRecorder(PostgresApplicationRecorder):
                 "command_id": getattr(meta, "command_id", None),
             },
         )
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        positions: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        for stored in stored_events:
+            if stored.topic == self.erased_topic:
+                for listener in self.erasure_listeners:
+                    listener(UUID(str(stored.originator_id)))
+        return positions
 
     def read_after(self, position: int, limit: int) -> list[RecordedEvent]:
         """Events after ``position`` in commit order, with their metadata."""

@@ -10,13 +10,15 @@ Keys live in ``rapport_subject_keys``. Recording a ``PersonalDataErased``
 event destroys them in the same transaction (a trigger, run as the owner:
 the application's role can create keys but never change or delete one).
 Values recorded in plain text before sealing existed read as erased once
-their subject is erased, although their bytes stay in the table.
+their subject is erased, although their bytes stay in the table; snapshots
+taken before sealing are dropped at migration.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import threading
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -37,7 +39,7 @@ from eventsourcing.persistence import (
     Transcoder,
     Transcoding,
 )
-from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore
 from psycopg.sql import SQL, Identifier
 
 from domain.account import Account, rewrite_personal_data
@@ -46,9 +48,12 @@ from domain.personal import erased_value
 from eventstore.recorder import keys_table_name, recorder_of
 
 NONCE_BYTES = 12
+SEALED_SINCE_STATE_VERSION = 3
 # How long another process may keep using a key it fetched before an erasure;
-# the erasing process, and any process reading the erasure event, drop it at once.
+# the erasing process (once the erasure commits), and any process reading the
+# erasure event, drop it at once.
 KEY_CACHE_SECONDS = 5.0
+KEY_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,8 @@ class SubjectKeys:
     def __init__(self, datastore: PostgresDatastore, table: str) -> None:
         self.datastore = datastore
         names = {"schema": Identifier(datastore.schema), "table": Identifier(table)}
+        # Shared by the command threads and the projection runner's thread.
+        self._lock = threading.Lock()
         self._cache: dict[tuple[UUID, UUID], KeyState] = {}
         self._create = SQL(
             "WITH new AS (INSERT INTO {schema}.{table} (account_id, subject_id, key)"
@@ -115,21 +122,28 @@ class SubjectKeys:
         return self.state(account_id, subject_id).key
 
     def state(self, account_id: UUID, subject_id: UUID) -> KeyState:
-        cached = self._cache.get((account_id, subject_id))
+        """The subject's key (``None`` if it has none or was erased, with the
+        whole account or alone)."""
+        with self._lock:
+            cached = self._cache.get((account_id, subject_id))
         if cached is not None and time.monotonic() - cached.fetched < KEY_CACHE_SECONDS:
             return cached
         with self.datastore.get_connection() as conn, conn.cursor() as cur:
             cur.execute(self._state, {"account": account_id, "subject": subject_id})
             row = cur.fetchone()
-        key = None if row is None or row["key"] is None else bytes(row["key"])
-        state = KeyState(key, bool(row and row["erased"]), time.monotonic())
-        if key is not None or state.erased:
+        erased = bool(row and row["erased"])
+        key = None if erased or row is None or row["key"] is None else bytes(row["key"])
+        state = KeyState(key, erased, time.monotonic())
+        with self._lock:
+            if len(self._cache) >= KEY_CACHE_SIZE:
+                self._cache.clear()
             self._cache[account_id, subject_id] = state
         return state
 
     def forget(self, account_id: UUID) -> None:
-        for cached in [k for k in self._cache if k[0] == account_id]:
-            del self._cache[cached]
+        with self._lock:
+            for cached in [k for k in self._cache if k[0] == account_id]:
+                del self._cache[cached]
 
 
 class SealingMapper(Mapper[UUID]):
@@ -152,7 +166,10 @@ class SealingMapper(Mapper[UUID]):
         if issubclass(cls, Account.PersonalDataErased):
             self._subject_keys().forget(account_id)
         state = dict(vars(domain_event))
-        rewrite_personal_data(cls, state, account_id, partial(self._seal, account_id))
+        # A snapshot is a cache: where its subject was erased since the state
+        # was read, it keeps the erased form rather than fail a committed command.
+        seal = partial(self._seal, account_id, cached=issubclass(cls, Account.Snapshot))
+        rewrite_personal_data(cls, state, account_id, seal)
         sealed = object.__new__(cls)
         object.__setattr__(sealed, "__dict__", state)
         return super().to_stored_event(sealed)
@@ -181,12 +198,14 @@ class SealingMapper(Mapper[UUID]):
             raise RuntimeError(msg)
         return self.keys
 
-    def _seal(self, account_id: UUID, value: Any, subject: UUID) -> Any:
+    def _seal(self, account_id: UUID, value: Any, subject: UUID, *, cached: bool) -> Any:
         erased = erased_value(value)
         if value == erased:
             return value  # nothing personal in it (empty, or already erased)
         key = self._subject_keys().for_sealing(account_id, subject)
         if key is None:
+            if cached:
+                return erased
             msg = f"the personal data of {subject} was erased; it is not recorded again"
             raise SubjectErased(msg)
         nonce = os.urandom(NONCE_BYTES)
@@ -217,11 +236,39 @@ def _associated(account_id: UUID, subject: UUID) -> bytes:
 
 
 def attach_keys(app: Application[Any]) -> None:
-    """Give the application's mapper the key table beside its events table."""
+    """Give the application's mapper the key table beside its events table.
+
+    Once an erasure commits, this process forgets the account's keys.
+    """
     recorder = recorder_of(app)
     if not isinstance(app.mapper, SealingMapper):
         msg = f"{app.name} does not map events through {SealingMapper.__name__}"
         raise TypeError(msg)
-    app.mapper.keys = SubjectKeys(
-        recorder.datastore, keys_table_name(recorder.events_table_name)
+    keys = SubjectKeys(recorder.datastore, keys_table_name(recorder.events_table_name))
+    app.mapper.keys = keys
+    recorder.erasure_listeners.append(keys.forget)
+
+
+def drop_snapshots_before_sealing(app: Application[Any]) -> int:
+    """Snapshots of an ``Account`` state before version 3 were written before
+    personal data was sealed: they hold it in plain text (and lack removed
+    contacts). They are only a cache; the owner drops them at migration, and
+    later snapshots are sealed.
+    """
+    if app.snapshots is None:
+        return 0
+    recorder = app.snapshots.recorder
+    if not isinstance(recorder, PostgresAggregateRecorder):
+        return 0
+    table = SQL("{}.{}").format(
+        Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name)
     )
+    with recorder.datastore.transaction(commit=True) as cur:
+        cur.execute(
+            SQL("DELETE FROM {} WHERE coalesce((convert_from(state, 'UTF8')::jsonb").format(
+                table
+            )
+            + SQL(" #>> '{state,class_version}')::int, 1) < %s"),
+            (SEALED_SINCE_STATE_VERSION,),
+        )
+        return cur.rowcount

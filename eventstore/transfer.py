@@ -269,8 +269,15 @@ def import_lines(
     export = _Export(lines)
     with recorder.datastore.transaction(commit=True) as cur:
         recorder._lock_table(cur)  # noqa: SLF001 - the writers' own lock
-        cur.execute(SQL("SELECT 1 FROM ") + recorder.table + SQL(" LIMIT 1"))
-        if cur.fetchone() is not None:
+        cur.execute(
+            SQL("SELECT EXISTS (SELECT FROM ")
+            + recorder.table
+            + SQL(") OR EXISTS (SELECT FROM ")
+            + recorder.keys_table
+            + SQL(") AS used")
+        )
+        row = cur.fetchone()
+        if row is not None and row["used"]:
             raise ImportRefused("the events table is not empty; import into a new database")
         try:
             for batch in export.batches():
@@ -309,8 +316,9 @@ def import_lines(
 def _import_keys(
     cur: psycopg.Cursor[Any], recorder: RapportRecorder, keys: list[dict[str, Any]]
 ) -> None:
-    """Keys as exported; an erasure imported with the events already destroyed
-    its keys, and a key line never brings one back.
+    """Keys as exported. An erasure imported with the events has already
+    left its tombstone, which a key line does not replace; and a key of an
+    account erased as a whole is never used.
     """
     try:
         columns = [
@@ -332,6 +340,25 @@ def _import_keys(
             " ON CONFLICT (account_id, subject_id) DO NOTHING"
         ).format(SQL(", ").join(map(SQL, KEY_COLUMNS))),
         columns,
+    )
+    # A value sealed under a key the export did not carry can never be opened
+    # here: its subject counts as erased, so that no new key is made for it
+    # (values sealed later would open, the earlier ones would not).
+    cur.execute(
+        SQL("INSERT INTO ")
+        + recorder.keys_table
+        + SQL(
+            " (account_id, subject_id, key, erased_at)"
+            " SELECT DISTINCT e.originator_id, (s #>> '{}')::uuid, NULL::bytea,"
+            " clock_timestamp()"
+            " FROM "
+        )
+        + recorder.table
+        + SQL(
+            " e, jsonb_path_query(convert_from(e.state, 'UTF8')::jsonb,"
+            " 'strict $.** ? (@._type_ == \"sealed\")._data_.subject._data_') s"
+            " ON CONFLICT (account_id, subject_id) DO NOTHING"
+        )
     )
 
 

@@ -112,7 +112,8 @@ class InteractionTimeline(View):
             " FROM unnest(participants) WITH ORDINALITY AS x(p, n) ORDER BY n),"
             " summary = CASE WHEN summary = '' THEN summary ELSE %(erased)s END,"
             " outcome = CASE WHEN outcome = '' THEN outcome ELSE %(erased)s END,"
-            " confirmation_note = CASE WHEN confirmation_note = ''"
+            # No note (not confirmed) stays no note.
+            " confirmation_note = CASE WHEN coalesce(confirmation_note, '') = ''"
             " THEN confirmation_note ELSE %(erased)s END"
             " WHERE account_id = %(account)s",
             {"erased": ERASED, "account": event.originator_id},

@@ -7,6 +7,7 @@ still replays, and the non-personal audit trail stays as it was.
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
@@ -17,11 +18,12 @@ from eventsourcing.persistence import StoredEvent
 
 from api.runtime import open_store
 from domain.application import SNAPSHOT_INTERVAL, CommandMeta
-from domain.errors import SubjectErased
+from domain.errors import InvalidValue, SubjectErased
 from domain.personal import ERASED
 from domain.values import AccountKind, Address, Channel, Direction, Stage, Tier
 from eventstore.audit import Audit
 from eventstore.integrity import verify
+from eventstore.transfer import export_lines, import_lines
 from projections.runner import VIEW_CLASSES
 
 CLERK, DPO = CommandMeta("clerk"), CommandMeta("dpo")
@@ -261,6 +263,12 @@ def test_erasing_the_account_erases_every_subject_of_it(app, projections, db):
         (account_id,),
     ).fetchone()
     assert interaction == ([ERASED], ERASED, ERASED, 15)
+    unconfirmed = db.execute(
+        "SELECT count(*) FROM interaction_timeline WHERE account_id = %s"
+        " AND channel = 'email' AND confirmation_note IS NOT NULL",
+        (account_id,),
+    ).fetchone()[0]
+    assert unconfirmed == 0  # no confirmation, no note: nothing to erase
     raw = _raw_text(db, account_id)
     for secret in (*JANE, *ACCOUNT, KEPT, "Order 7"):
         assert secret not in raw
@@ -364,3 +372,69 @@ def test_a_wrong_key_is_an_error_not_an_erasure(empty_database_url):
             Audit(app).history(account_id, types=["AccountOpened"])
     finally:
         app.close()
+
+
+def test_a_contact_cannot_take_the_accounts_id(app):
+    account_id = app.open_account(CLERK, name="Twin", kind=AccountKind.GROUP).account_id
+    with pytest.raises(InvalidValue, match="account's id"):
+        app.add_contact(CLERK, account_id, contact_id=account_id, name="Twin")
+
+
+def test_an_import_without_keys_reads_and_refuses_personal_data_as_erased(
+    app, empty_database_url
+):
+    account_id, jane, _ = _story(app)
+    lines = list(export_lines(app.recorder, account_id, keys=False))
+    copy, _ = open_store(empty_database_url)
+    try:
+        import_lines(copy.recorder, lines)
+        assert copy.get_account(account_id).contacts[jane].name == ERASED
+        with pytest.raises(SubjectErased):
+            copy.update_contact(CLERK, account_id, jane, phone="+44 20 7946 0999")
+        copy.change_stage(CLERK, account_id, Stage.EXPANSION, "grew")
+        assert copy.get_account(account_id).stage == Stage.EXPANSION
+    finally:
+        copy.close()
+
+
+def test_a_key_line_does_not_revive_an_account_erased_as_a_whole(app, empty_database_url):
+    account_id, jane, _ = _story(app)
+    app.erase_personal_data(DPO, account_id, reason="REQ-85")
+    lines = list(export_lines(app.recorder, account_id))
+    for i, line in enumerate(lines):
+        record = json.loads(line)
+        if record.get("subject_key", {}).get("subject_id") == str(jane):
+            record["subject_key"].update(key=base64.b64encode(bytes(32)).decode())
+            record["subject_key"].update(erased_at=None, erased_by=None)
+            lines[i] = json.dumps(record)
+    copy, _ = open_store(empty_database_url)
+    try:
+        import_lines(copy.recorder, lines)
+        assert copy.get_account(account_id).contacts[jane].name == ERASED
+    finally:
+        copy.close()
+
+
+def test_snapshots_from_before_sealing_are_dropped_at_migration(app, database_url):
+    account_id, _, _ = _story(app)
+    with psycopg.connect(database_url, autocommit=True) as owner:
+        (state,) = owner.execute(
+            "SELECT convert_from(state, 'UTF8') FROM rapport_snapshots"
+            " WHERE originator_id = %s",
+            (account_id,),
+        ).fetchone()
+        old = json.loads(state)
+        old["state"]["class_version"] = 2
+        owner.execute(
+            "INSERT INTO rapport_snapshots (originator_id, originator_version, topic,"
+            " state) SELECT originator_id, 50, topic, %s FROM rapport_snapshots"
+            " WHERE originator_id = %s",
+            (json.dumps(old).encode(), account_id),
+        )
+        again, _ = open_store(database_url, migrate=True)
+        again.close()
+        versions = owner.execute(
+            "SELECT originator_version FROM rapport_snapshots WHERE originator_id = %s",
+            (account_id,),
+        ).fetchall()
+    assert versions == [(SNAPSHOT_INTERVAL,)]
