@@ -163,12 +163,12 @@ class SealingMapper(Mapper[UUID]):
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         cls = type(domain_event)
         account_id = domain_event.originator_id
-        if issubclass(cls, Account.PersonalDataErased):
+        if cls is Account.PersonalDataErased:
             self._subject_keys().forget(account_id)
         state = dict(vars(domain_event))
         # A snapshot is a cache: where its subject was erased since the state
         # was read, it keeps the erased form rather than fail a committed command.
-        seal = partial(self._seal, account_id, cached=issubclass(cls, Account.Snapshot))
+        seal = partial(self._seal, account_id, cached=cls is Account.Snapshot)
         rewrite_personal_data(cls, state, account_id, seal)
         sealed = object.__new__(cls)
         object.__setattr__(sealed, "__dict__", state)
@@ -177,7 +177,7 @@ class SealingMapper(Mapper[UUID]):
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         event = super().to_domain_event(stored_event)
         cls, account_id = type(event), event.originator_id
-        if issubclass(cls, Account.PersonalDataErased):
+        if cls is Account.PersonalDataErased:
             self._subject_keys().forget(account_id)
         try:
             rewrite_personal_data(
