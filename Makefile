@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint fmt schema
+.PHONY: install run test lint fmt schema bench
 
 install: $(STAMP)
 
@@ -33,3 +33,6 @@ fmt: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/rapport schema --output schema.graphql
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
