@@ -184,6 +184,18 @@ class Account(Aggregate):
         self.personal_data_erased = False
         self.interactions: dict[UUID, InteractionRecord] = {}
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Account:
+        """A copy for a command, cheap however long the history: every value
+        the state holds is immutable, so only its containers are copied."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(
+            {
+                name: type(value)(value) if isinstance(value, dict | list | set) else value
+                for name, value in self.__dict__.items()
+            }
+        )
+        return copy
+
     @classmethod
     def open(
         cls,

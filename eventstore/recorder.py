@@ -7,14 +7,16 @@ causation_id and command_id. A trigger makes the table append-only.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import psycopg
 from eventsourcing.application import Application
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import get_topic
 from psycopg import Cursor
@@ -61,6 +63,36 @@ def recorder_of(app: Application[Any]) -> RapportRecorder:
         msg = f"{app.name} does not record through {RapportRecorder.__name__}"
         raise TypeError(msg)
     return recorder
+
+
+@dataclass
+class _Write:
+    """One caller's events, waiting for their group's commit."""
+
+    stored_events: Sequence[StoredEvent]
+    kwargs: dict[str, Any]
+    positions: list[int] = field(default_factory=list)
+    error: BaseException | None = None
+    done: bool = False
+
+
+def _insert_params(
+    stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    meta = kwargs.get("meta")
+    return {
+        "originator_ids": [e.originator_id for e in stored_events],
+        "versions": [e.originator_version for e in stored_events],
+        "topics": [e.topic for e in stored_events],
+        "states": [e.state for e in stored_events],
+        "event_ids": [
+            event_id(e.originator_id, e.originator_version) for e in stored_events
+        ],
+        "actor": getattr(meta, "actor", SYSTEM_ACTOR),
+        "correlation_id": getattr(meta, "correlation_id", None),
+        "causation_id": getattr(meta, "causation_id", None),
+        "command_id": getattr(meta, "command_id", None),
+    }
 
 
 def event_id(originator_id: UUID | str, originator_version: int) -> UUID:
@@ -198,6 +230,9 @@ class RapportRecorder(PostgresApplicationRecorder):
         self.erased_topic = get_topic(Account.PersonalDataErased)
         # Called with an account's id once an erasure of it has committed.
         self.erasure_listeners: list[Callable[[UUID], None]] = []
+        self._group = threading.Condition()
+        self._queued: list[_Write] = []
+        self._committing = False
         self.lock_function = SQL("{schema}.{lock}").format(**names)
         self.keys_table = SQL("{schema}.{keys}").format(**names)
         self.lock_table_statements = [
@@ -256,35 +291,72 @@ class RapportRecorder(PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         **kwargs: Any,
     ) -> None:
-        meta = kwargs.get("meta")
         self._lock_table(curs)
         self._notify_channel(curs)
-        curs.execute(
-            self.insert_with_metadata,
-            {
-                "originator_ids": [e.originator_id for e in stored_events],
-                "versions": [e.originator_version for e in stored_events],
-                "topics": [e.topic for e in stored_events],
-                "states": [e.state for e in stored_events],
-                "event_ids": [
-                    event_id(e.originator_id, e.originator_version) for e in stored_events
-                ],
-                "actor": getattr(meta, "actor", SYSTEM_ACTOR),
-                "correlation_id": getattr(meta, "correlation_id", None),
-                "causation_id": getattr(meta, "causation_id", None),
-                "command_id": getattr(meta, "command_id", None),
-            },
-        )
+        curs.execute(self.insert_with_metadata, _insert_params(stored_events, kwargs))
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        positions: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        """Group commit: the writes of concurrent callers share one transaction.
+
+        The first caller to find no group being committed commits everything
+        queued by then, each write in its own savepoint (a conflict fails only
+        that write), under one table lock and one fsync; callers that arrive
+        meanwhile form the next group. Every caller returns only once its own
+        write has committed, with its positions, or raises its own error.
+        """
+        if not stored_events:
+            return []
+        write = _Write(stored_events, kwargs)
+        with self._group:
+            self._queued.append(write)
+            while not write.done and self._committing:
+                self._group.wait()
+            lead = not write.done
+            if lead:
+                self._committing = True
+                group, self._queued = self._queued, []
+        if lead:
+            try:
+                self._commit_group(group)
+            finally:
+                with self._group:
+                    self._committing = False
+                    self._group.notify_all()
+        if write.error is not None:
+            raise write.error
         for stored in stored_events:
             if stored.topic == self.erased_topic:
                 for listener in self.erasure_listeners:
                     listener(UUID(str(stored.originator_id)))
-        return positions
+        return write.positions
+
+    def _commit_group(self, group: list[_Write]) -> None:
+        try:
+            with self.datastore.transaction(commit=True) as curs:
+                self._lock_table(curs)
+                self._notify_channel(curs)
+                for write in group:
+                    try:
+                        with curs.connection.transaction():  # a savepoint
+                            curs.execute(
+                                self.insert_with_metadata,
+                                _insert_params(write.stored_events, write.kwargs),
+                                prepare=True,
+                            )
+                            write.positions = [
+                                r["notification_id"] for r in curs.fetchall()
+                            ]
+                    except psycopg.IntegrityError as error:
+                        write.error = IntegrityError(str(error))
+        except Exception as error:  # noqa: BLE001 - handed to every caller of the group
+            for write in group:
+                write.positions = []
+                write.error = write.error or error
+        finally:
+            for write in group:
+                write.done = True
 
     def read_after(self, position: int, limit: int) -> list[RecordedEvent]:
         """Events after ``position`` in commit order, with their metadata."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
 from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
@@ -225,3 +226,23 @@ def test_replay_rebuilds_the_same_state_without_rechecking_rules():
         account.tier,
         account.interactions,
     )
+
+
+def test_a_copy_for_a_command_leaves_the_original_alone():
+    account = Account.open(name="Original", kind=AccountKind.GROUP)
+    contact_id = uuid4()
+    account.add_contact(contact_id=contact_id, name="Ann")
+    account.collect_events()
+    copy = deepcopy(account)
+    copy.remove_contact(contact_id=contact_id, reason="left")
+    copy.log_interaction(
+        interaction_id=uuid4(),
+        channel=Channel.EMAIL,
+        direction=Direction.INBOUND,
+        occurred_at=datetime.now(tz=UTC),
+    )
+    assert list(account.contacts) == [contact_id]
+    assert (account.interactions, account.former_contacts) == ({}, {})
+    assert (account.version, copy.version) == (2, 4)
+    assert account.collect_events() == []
+    assert len(copy.collect_events()) == 2
