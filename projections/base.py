@@ -65,10 +65,15 @@ class View(PostgresTrackingRecorder):
             return self.position()
 
     def apply_batch(self, cur: Cursor[DictRow], batch: Batch, position: int) -> int:
-        """Apply the events after ``position`` and track the last one, in ``cur``."""
+        """Apply the events after ``position`` and track the last one, in ``cur``.
+
+        In pipeline mode: the statements go to the server without waiting for
+        each answer (a handler that reads waits for its own).
+        """
         fresh = [(e, r) for e, r in batch if r.position > position]
-        for event, recorded in fresh:
-            self.apply(event, cur, recorded)
+        with cur.connection.pipeline():
+            for event, recorded in fresh:
+                self.apply(event, cur, recorded)
         if not fresh:
             return position
         position = fresh[-1][1].position

@@ -7,6 +7,7 @@ write (read-your-writes) wake at once instead of polling.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -109,16 +110,26 @@ class Projections:
         the new ones commit, and the live runner waits for it on the view's lock.
         """
         total = self.recorder.max_notification_id() or 0
-        for name in names:
-            view = self.views[name]
-            with view.datastore.transaction(commit=True) as cur:
+        views = [self.views[name] for name in names]
+        # One pass: each batch is read and decoded once, for every view.
+        with contextlib.ExitStack() as transactions:
+            cursors = [
+                transactions.enter_context(view.datastore.transaction(commit=True))
+                for view in views
+            ]
+            for view, cur in zip(views, cursors, strict=True):
                 view.reset(cur)
-                position = 0
-                while recorded := self.recorder.read_after(position, self.batch_size):
-                    position = view.apply_batch(cur, self._decode(recorded), position)
-                    if progress is not None:
-                        progress(position, total)
-            log.info("rebuilt %s up to position %d", name, position)
+            positions = [0] * len(views)
+            position = 0
+            while recorded := self.recorder.read_after(position, self.batch_size):
+                batch = self._decode(recorded)
+                for i, (view, cur) in enumerate(zip(views, cursors, strict=True)):
+                    positions[i] = view.apply_batch(cur, batch, positions[i])
+                position = recorded[-1].position
+                if progress is not None:
+                    progress(position, total)
+        for view in views:
+            log.info("rebuilt %s up to position %d", view.name, position)
 
 
 def projected_position_sql(views: Iterable[View], application_name: str) -> SQL:
