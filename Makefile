@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint fmt schema bench
+.PHONY: install run test lint fmt schema contract bench
 
 install: $(STAMP)
 
@@ -33,6 +33,9 @@ fmt: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/rapport schema --output schema.graphql
+
+contract: $(STAMP)
+	$(BIN)/python -m eventstore.contract docs
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -26,7 +26,10 @@ _ENVELOPE = frozenset(
 EVENT_TYPES = tuple(
     name
     for name, value in vars(Account).items()
-    if isinstance(value, type) and issubclass(value, Account.Event)
+    if isinstance(value, type)
+    and issubclass(value, Account.Event)
+    # The base classes eventsourcing gives the aggregate are never stored.
+    and value not in (Account.Event, Account.Created)
 )
 MAX_CHANGES_SPAN = 1000
 
