@@ -43,6 +43,30 @@ def _project(_: argparse.Namespace) -> int:
     return 0
 
 
+def _relay(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415
+
+    from api.runtime import open_store  # noqa: PLC0415
+    from eventstore.broker import resolve_nats_url  # noqa: PLC0415
+    from eventstore.relay import Relay  # noqa: PLC0415
+
+    app, _projections = open_store(resolve_database_url())
+    relay = Relay(app, resolve_nats_url(), stream=args.stream, subject_prefix=args.prefix)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await relay.run(stop)
+
+    try:
+        asyncio.run(run())
+    finally:
+        app.close()
+    return 0
+
+
 def _rebuild(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # noqa: PLC0415
 
@@ -182,6 +206,14 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)
     commands.add_parser("project", help="keep the views current").set_defaults(run=_project)
+    relay = commands.add_parser(
+        "relay", help="publish every event to NATS JetStream, exactly once, in order"
+    )
+    relay.add_argument("--stream", default="RAPPORT_EVENTS", help="the JetStream stream")
+    relay.add_argument(
+        "--prefix", default="rapport.events", help="subjects are PREFIX.<EventType>"
+    )
+    relay.set_defaults(run=_relay)
     rebuild = commands.add_parser("rebuild", help="replay views from the first event")
     rebuild.add_argument("views", nargs="*", help="view names (default: all)")
     rebuild.set_defaults(run=_rebuild)

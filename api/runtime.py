@@ -80,6 +80,7 @@ def grant_least_privilege(app: Accounts, projections: Projections, role: str) ->
         SQL("GRANT SELECT, INSERT (account_id, subject_id, key) ON {} TO {}").format(
             recorder.keys_table, who
         ),
+        SQL("GRANT SELECT, INSERT, UPDATE ON {} TO {}").format(recorder.relayed_table, who),
         SQL("GRANT EXECUTE ON FUNCTION {}() TO {}").format(recorder.lock_function, who),
         SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
             SQL(", ").join(view_tables), who

@@ -90,9 +90,9 @@ class Audit:
         recorded = self.recorder.account_events(
             account_id, after_version=after_version, limit=limit, topics=topics
         )
-        return [self._entry(r) for r in recorded]
+        return [self.entry(r) for r in recorded]
 
-    def _entry(self, recorded: RecordedEvent) -> HistoryEntry:
+    def entry(self, recorded: RecordedEvent) -> HistoryEntry:
         event = self.app.mapper.to_domain_event(recorded.stored)
         payload = {k: jsonable(v) for k, v in vars(event).items() if k not in _ENVELOPE}
         return HistoryEntry(

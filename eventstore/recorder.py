@@ -131,6 +131,7 @@ class RapportRecorder(PostgresApplicationRecorder):
             "chain": Identifier(f"{events_table_name}_chain"),
             "lock": Identifier(f"{events_table_name}_lock"),
             "keys": Identifier(keys_table_name(events_table_name)),
+            "relayed": Identifier(f"{events_table_name}_relayed"),
             "erase": Identifier(f"{events_table_name}_erase"),
             "erased_topic": Literal(get_topic(Account.PersonalDataErased)),
         }
@@ -221,6 +222,10 @@ class RapportRecorder(PostgresApplicationRecorder):
                 " WHERE account_id = NEW.originator_id AND erased_at IS NULL; END IF;"
                 " RETURN NULL; END $$",
                 "REVOKE ALL ON FUNCTION {schema}.{erase}() FROM PUBLIC",
+                # How far each relay (rapport relay) has published.
+                "CREATE TABLE IF NOT EXISTS {schema}.{relayed} (relay text PRIMARY KEY,"
+                " position bigint NOT NULL,"
+                " updated_at timestamptz NOT NULL DEFAULT clock_timestamp())",
                 "CREATE OR REPLACE TRIGGER {erase}"
                 " AFTER INSERT ON {schema}.{table} FOR EACH ROW"
                 " WHEN (NEW.topic = {erased_topic})"
@@ -235,6 +240,7 @@ class RapportRecorder(PostgresApplicationRecorder):
         self._committing = False
         self.lock_function = SQL("{schema}.{lock}").format(**names)
         self.keys_table = SQL("{schema}.{keys}").format(**names)
+        self.relayed_table = SQL("{schema}.{relayed}").format(**names)
         self.lock_table_statements = [
             self.lock_table_statements[0],  # SET LOCAL lock_timeout
             SQL("SELECT {}()").format(self.lock_function),

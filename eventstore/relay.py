@@ -1,0 +1,148 @@
+"""``rapport relay``: the event log, published to a NATS JetStream stream.
+
+Each event goes, in position order, to ``rapport.events.<EventType>`` as JSON
+(the same fields as ``history``), with its event id as ``Nats-Msg-Id`` so that
+JetStream drops a message it already holds. The relay waits for each publish's
+acknowledgement, and records its position in PostgreSQL only after the
+acknowledgements of a batch. On start it resumes from that position, or from
+the last message the stream holds if that is further on. Killed at any moment
+and restarted, the stream ends up with every event once, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+import nats
+from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
+from nats.js.errors import NotFoundError
+from psycopg.sql import SQL
+
+from domain.application import Accounts
+from eventstore.audit import Audit, HistoryEntry
+from eventstore.recorder import RecordedEvent, recorder_of
+
+log = logging.getLogger("rapport.relay")
+
+STREAM = "RAPPORT_EVENTS"
+SUBJECT_PREFIX = "rapport.events"
+BATCH = 500
+# How long JetStream remembers message ids to drop duplicates: longer than a
+# relay restart takes.
+DUPLICATE_WINDOW_SECONDS = 3600.0
+
+
+def message(entry: HistoryEntry) -> dict[str, Any]:
+    """An event as downstream services receive it (see docs/events.md)."""
+    recorded = entry.recorded
+    return {
+        "position": recorded.position,
+        "event_id": str(recorded.event_id),
+        "account_id": str(recorded.stored.originator_id),
+        "version": recorded.stored.originator_version,
+        "type": entry.type,
+        "occurred_at": recorded.occurred_at.isoformat(),
+        "recorded_at": recorded.recorded_at.isoformat(),
+        "actor": recorded.actor,
+        "correlation_id": _text(recorded.correlation_id),
+        "causation_id": _text(recorded.causation_id),
+        "command_id": _text(recorded.command_id),
+        "payload": entry.payload,
+    }
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+class Relay:
+    def __init__(
+        self,
+        app: Accounts,
+        nats_url: str,
+        *,
+        stream: str = STREAM,
+        subject_prefix: str = SUBJECT_PREFIX,
+        name: str = "nats",
+    ) -> None:
+        self.audit = Audit(app)
+        self.recorder = recorder_of(app)
+        self.nats_url = nats_url
+        self.stream = stream
+        self.prefix = subject_prefix
+        self.name = name
+        table = self.recorder.relayed_table
+        self._select = SQL("SELECT position FROM {} WHERE relay = %s").format(table)
+        self._record = SQL(
+            "INSERT INTO {} (relay, position) VALUES (%s, %s) ON CONFLICT (relay)"
+            " DO UPDATE SET position = excluded.position, updated_at = clock_timestamp()"
+        ).format(table)
+
+    def tracked(self) -> int:
+        with self.recorder.datastore.transaction(commit=False) as cur:
+            cur.execute(self._select, (self.name,))
+            row = cur.fetchone()
+        return 0 if row is None else int(row["position"])
+
+    def _track(self, position: int) -> None:
+        with self.recorder.datastore.transaction(commit=True) as cur:
+            cur.execute(self._record, (self.name, position))
+
+    def _entries(self, recorded: list[RecordedEvent]) -> list[HistoryEntry]:
+        return [self.audit.entry(r) for r in recorded]
+
+    async def _ensure_stream(self, js: JetStreamContext) -> None:
+        try:
+            await js.stream_info(self.stream)
+        except NotFoundError:
+            await js.add_stream(
+                StreamConfig(
+                    name=self.stream,
+                    subjects=[f"{self.prefix}.>"],
+                    duplicate_window=DUPLICATE_WINDOW_SECONDS,
+                )
+            )
+
+    async def _published(self, js: JetStreamContext) -> int:
+        """The position of the last event the stream holds (0 if none)."""
+        info = await js.stream_info(self.stream)
+        if not info.state.messages:
+            return 0
+        last = await js.get_msg(self.stream, seq=info.state.last_seq)
+        return int(json.loads(last.data or b"{}").get("position", 0))
+
+    async def run(self, stop: asyncio.Event, idle_seconds: float = 0.5) -> None:
+        client = await nats.connect(self.nats_url)
+        try:
+            js = client.jetstream()
+            await self._ensure_stream(js)
+            tracked = await asyncio.to_thread(self.tracked)
+            position = max(tracked, await self._published(js))
+            log.info("relaying events after position %d to %s", position, self.stream)
+            while not stop.is_set():
+                recorded = await asyncio.to_thread(
+                    self.recorder.read_after, position, BATCH
+                )
+                if not recorded:
+                    if position != tracked:
+                        await asyncio.to_thread(self._track, position)
+                        tracked = position
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), idle_seconds)
+                    continue
+                for entry in await asyncio.to_thread(self._entries, recorded):
+                    await js.publish(
+                        f"{self.prefix}.{entry.type}",
+                        json.dumps(message(entry)).encode(),
+                        headers={"Nats-Msg-Id": str(entry.recorded.event_id)},
+                    )
+                    position = entry.recorded.position
+                await asyncio.to_thread(self._track, position)
+                tracked = position
+        finally:
+            await client.close()
