@@ -31,7 +31,15 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
 
     app = FastAPI(title="Rapport", lifespan=lifespan)
     app.include_router(
-        GraphQLRouter(schema, context_getter=context_getter, graphql_ide="graphiql"),
+        GraphQLRouter(
+            schema,
+            context_getter=context_getter,
+            graphql_ide="graphiql",
+            # graphql-ws clients get keep-alive messages; graphql-transport-ws
+            # connections get WebSocket pings from the server (uvicorn, 20 s).
+            keep_alive=True,
+            keep_alive_interval=15,
+        ),
         prefix="/graphql",
     )
 

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import strawberry
-from fastapi import Request
+from starlette.requests import HTTPConnection
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
@@ -46,6 +46,13 @@ class Context(BaseContext):
             table: self._periods_loader(table)
             for table in queries.PERIOD_TABLES | queries.DURATION_VIEWS
         }
+
+    def forget_loaded(self) -> None:
+        """Drop what the loaders hold: a subscription's context outlives reads."""
+        self.accounts.clear_all()
+        self.first_interactions.clear_all()
+        for loader in self.periods.values():
+            loader.clear_all()
 
     def command_meta(self) -> CommandMeta:
         """Each mutation is a command of its own, caused by the request."""
@@ -91,7 +98,8 @@ class Context(BaseContext):
 Info = strawberry.Info[Context, None]
 
 
-def context_getter(request: Request) -> Context:
+def context_getter(request: HTTPConnection) -> Context:
+    """For HTTP requests and for the websockets of subscriptions alike."""
     runtime: Runtime = request.app.state.runtime
     actor = (request.headers.get(ACTOR_HEADER) or ANONYMOUS).strip()[:200] or ANONYMOUS
     return Context(

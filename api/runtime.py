@@ -151,6 +151,41 @@ class Watermark:
         return True
 
 
+class EventFeed:
+    """Wakes subscribers when writers commit (their NOTIFY on the events channel)."""
+
+    def __init__(self, database_url: str, channel: str) -> None:
+        self.database_url = database_url
+        self.channel = channel
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection[Any] | None = None
+
+    async def start(self) -> None:
+        self._conn = await AsyncConnection.connect(self.database_url, autocommit=True)
+        await self._conn.execute(SQL("LISTEN {}").format(Identifier(self.channel)))
+        self._task = asyncio.create_task(self._listen())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._conn is not None:
+            await self._conn.close()
+
+    async def _listen(self) -> None:
+        assert self._conn is not None  # noqa: S101 - set by start()
+        async for _ in self._conn.notifies():
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def wait(self, seconds: float) -> None:
+        """Until the next commit, or ``seconds`` (a missed notification costs no more)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), seconds)
+
+
 class Runtime:
     def __init__(self, settings: Settings, database_url: str) -> None:
         self.settings = settings
@@ -169,6 +204,7 @@ class Runtime:
         self.watermark = Watermark(
             database_url, self.pool, self.projections.projected_position_sql()
         )
+        self.events = EventFeed(database_url, recorder_of(self.app).channel_name)
         self.executor = ThreadPoolExecutor(
             max_workers=settings.command_threads, thread_name_prefix="rapport-command"
         )
@@ -178,6 +214,7 @@ class Runtime:
     async def start(self) -> None:
         await self.pool.open(wait=True)
         await self.watermark.start()
+        await self.events.start()
         if self.settings.run_projections:
             self._runner = threading.Thread(
                 target=run_projections, args=(self.projections, self._stop), daemon=True
@@ -189,6 +226,7 @@ class Runtime:
         if self._runner is not None:
             await asyncio.to_thread(self._runner.join, 10)
         await self.watermark.stop()
+        await self.events.stop()
         await self.pool.close()
         await asyncio.to_thread(self.executor.shutdown, wait=True)
         await asyncio.to_thread(self.app.close)

@@ -13,6 +13,7 @@ from api.schema.accounts import AccountQueries
 from api.schema.audit import AuditQueries
 from api.schema.mutations import AccountMutations
 from api.schema.scalars import SCALARS, InvalidArgument
+from api.schema.subscriptions import Subscription
 
 
 @strawberry.type
@@ -38,6 +39,7 @@ def _unexpected(error: GraphQLError) -> bool:
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     config=StrawberryConfig(scalar_map=SCALARS),
     extensions=[partial(MaskErrors, should_mask_error=_unexpected)],
 )

@@ -24,6 +24,7 @@ from eventstore.audit import HistoryEntry
 @strawberry.type(description="One stored event, with its audit metadata.")
 class HistoryEvent:
     position: Position
+    account_id: UUID
     version: int
     type: str
     event_id: UUID
@@ -40,6 +41,7 @@ class HistoryEvent:
         recorded = entry.recorded
         return cls(
             position=Position(recorded.position),
+            account_id=UUID(str(recorded.stored.originator_id)),
             version=recorded.stored.originator_version,
             type=entry.type,
             event_id=recorded.event_id,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+
+from websockets.sync.client import connect
 
 README = Path(__file__).parents[2] / "README.md"
 BLOCK = re.compile(r"```graphql\n(.*?)```", re.DOTALL)
@@ -13,10 +16,21 @@ ACCOUNT_ID = "0b6a3c52-5f0e-4e0b-9a39-2f6f4c1d7a01"
 def _operations() -> dict[str, str]:
     operations = {}
     for block in BLOCK.findall(README.read_text()):
-        name = re.match(r"\s*(?:query|mutation) (\w+)", block)
+        name = re.match(r"\s*(?:query|mutation|subscription) (\w+)", block)
         assert name, f"README operation without a name:\n{block}"
         operations[name.group(1)] = block
     return operations
+
+
+def _stream(api, document: str, count: int) -> list[dict]:
+    """The first ``count`` results of a subscription, over graphql-transport-ws."""
+    url = api.base_url.replace("http://", "ws://") + "/graphql"
+    with connect(url, subprotocols=["graphql-transport-ws"], open_timeout=10) as ws:
+        ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+        payload = {"query": document}
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        return [json.loads(ws.recv(timeout=30))["payload"] for _ in range(count)]
 
 
 def test_the_readme_session_works_as_written(api):
@@ -34,7 +48,9 @@ def test_the_readme_session_works_as_written(api):
         "PreferredSuppliers",
         "Audit",
         "EraseAnn",
+        "AcmeEvents",
     ]
+    subscription = operations.pop("AcmeEvents")
     answers = {}
     for name, document in operations.items():
         body = api.graphql(document)
@@ -117,6 +133,10 @@ def test_the_readme_session_works_as_written(api):
     assert erased["account"]["contacts"] == [
         {"name": "[erased]", "email": "[erased]", "birthday": None, "erased": True}
     ]
+
+    streamed = _stream(api, subscription, 8)
+    assert [p["data"]["events"]["version"] for p in streamed] == list(range(1, 9))
+    assert streamed[-1]["data"]["events"]["type"] == "PersonalDataErased"
 
     again = api.graphql(operations["OpenAccount"])["data"]["openAccount"]
     assert again["code"] == "ACCOUNT_ALREADY_EXISTS"
