@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar
@@ -32,6 +34,7 @@ from domain.values import (
 # fresh state (its rules checked again) this many times before giving up.
 CONFLICT_RETRIES = 3
 SNAPSHOT_INTERVAL = 100
+LOCK_STRIPES = 64
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,10 @@ class Accounts(Application[UUID]):
         Account: SNAPSHOT_INTERVAL
     }
 
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._get_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
@@ -177,8 +184,16 @@ class Accounts(Application[UUID]):
             raise AccountAlreadyExists(account.id) from None
 
     def get_account(self, account_id: UUID, version: int | None = None) -> Account:
+        """The account now (from the cache, brought up to date), or at ``version``.
+
+        The cached account is updated in place and then copied for the caller;
+        one lock per stripe of ids keeps another thread's update from landing
+        in the middle of a copy.
+        """
+        lock = self._get_locks[hash(account_id) % len(self._get_locks)]
         try:
-            account: object = self.repository.get(account_id, version=version)
+            with lock if version is None else contextlib.nullcontext():
+                account: object = self.repository.get(account_id, version=version)
         except AggregateNotFoundError:
             raise AccountNotFound(account_id) from None
         assert isinstance(account, Account)  # noqa: S101 - the only aggregate here

@@ -8,6 +8,7 @@ causation_id and command_id. A trigger makes the table append-only.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +17,12 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 import psycopg
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import get_topic
 from psycopg import Cursor
@@ -29,6 +35,9 @@ from domain.account import Account
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://rapport.invalid/events")
 
 SYSTEM_ACTOR = "system"
+# A group whose connection failed before it committed is tried again.
+GROUP_ATTEMPTS = 3
+GROUP_RETRY_WAIT = 0.2
 
 # What the application's insert writes; the database sets notification_id,
 # recorded_at, prev_hash and hash.
@@ -339,30 +348,48 @@ class RapportRecorder(PostgresApplicationRecorder):
         return write.positions
 
     def _commit_group(self, group: list[_Write]) -> None:
+        """Commit the group, retrying it whole when the connection failed.
+
+        Whatever stops the group stops every write of it: none is reported
+        committed unless the transaction committed.
+        """
         try:
-            with self.datastore.transaction(commit=True) as curs:
-                self._lock_table(curs)
-                self._notify_channel(curs)
+            for attempt in range(1, GROUP_ATTEMPTS + 1):
                 for write in group:
-                    try:
-                        with curs.connection.transaction():  # a savepoint
-                            curs.execute(
-                                self.insert_with_metadata,
-                                _insert_params(write.stored_events, write.kwargs),
-                                prepare=True,
-                            )
-                            write.positions = [
-                                r["notification_id"] for r in curs.fetchall()
-                            ]
-                    except psycopg.IntegrityError as error:
-                        write.error = IntegrityError(str(error))
-        except Exception as error:  # noqa: BLE001 - handed to every caller of the group
+                    write.positions, write.error = [], None
+                try:
+                    self._insert_group(group)
+                except (InterfaceError, OperationalError):
+                    if attempt == GROUP_ATTEMPTS:
+                        raise
+                    time.sleep(GROUP_RETRY_WAIT)
+                else:
+                    return
+        except BaseException as error:
             for write in group:
                 write.positions = []
-                write.error = write.error or error
+                write.error = error
+            if not isinstance(error, Exception):
+                raise
         finally:
             for write in group:
                 write.done = True
+
+    def _insert_group(self, group: list[_Write]) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            for write in group:
+                try:
+                    with curs.connection.transaction():  # a savepoint
+                        curs.execute(
+                            self.insert_with_metadata,
+                            _insert_params(write.stored_events, write.kwargs),
+                            prepare=True,
+                        )
+                        write.positions = [r["notification_id"] for r in curs.fetchall()]
+                except psycopg.IntegrityError as error:
+                    write.error = IntegrityError(str(error))
 
     def read_after(self, position: int, limit: int) -> list[RecordedEvent]:
         """Events after ``position`` in commit order, with their metadata."""
