@@ -51,7 +51,13 @@ def _relay(args: argparse.Namespace) -> int:
     from eventstore.relay import Relay  # noqa: PLC0415
 
     app, _projections = open_store(resolve_database_url())
-    relay = Relay(app, resolve_nats_url(), stream=args.stream, subject_prefix=args.prefix)
+    relay = Relay(
+        app,
+        resolve_nats_url(),
+        stream=args.stream,
+        subject_prefix=args.prefix,
+        include_personal=args.include_personal,
+    )
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -212,6 +218,11 @@ def parser() -> argparse.ArgumentParser:
     relay.add_argument("--stream", default="RAPPORT_EVENTS", help="the JetStream stream")
     relay.add_argument(
         "--prefix", default="rapport.events", help="subjects are PREFIX.<EventType>"
+    )
+    relay.add_argument(
+        "--include-personal",
+        action="store_true",
+        help="publish personal values as they are (an erasure cannot reach the stream)",
     )
     relay.set_defaults(run=_relay)
     rebuild = commands.add_parser("rebuild", help="replay views from the first event")

@@ -14,9 +14,10 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from domain.account import Account
+from domain.account import Account, rewrite_personal_data
 from domain.application import Accounts
 from domain.errors import AccountNotFound, InvalidValue
+from domain.personal import erased_value
 from eventstore.recorder import RecordedEvent, event_type, recorder_of
 
 # Attributes every event has; history shows them as columns, not payload.
@@ -92,9 +93,21 @@ class Audit:
         )
         return [self.entry(r) for r in recorded]
 
-    def entry(self, recorded: RecordedEvent) -> HistoryEntry:
+    def entry(
+        self, recorded: RecordedEvent, *, withhold_personal: bool = False
+    ) -> HistoryEntry:
+        """A stored event for readers; ``withhold_personal`` gives personal
+        values in their erased form, for copies an erasure cannot reach."""
         event = self.app.mapper.to_domain_event(recorded.stored)
-        payload = {k: jsonable(v) for k, v in vars(event).items() if k not in _ENVELOPE}
+        state = {k: v for k, v in vars(event).items() if k not in _ENVELOPE}
+        if withhold_personal:
+            rewrite_personal_data(
+                type(event),
+                state,
+                event.originator_id,
+                lambda value, _: erased_value(value),
+            )
+        payload = {k: jsonable(v) for k, v in state.items()}
         return HistoryEntry(
             recorded=recorded, type=event_type(recorded.stored.topic), payload=payload
         )

@@ -4,9 +4,16 @@ Each event goes, in position order, to ``rapport.events.<EventType>`` as JSON
 (the same fields as ``history``), with its event id as ``Nats-Msg-Id`` so that
 JetStream drops a message it already holds. The relay waits for each publish's
 acknowledgement, and records its position in PostgreSQL only after the
-acknowledgements of a batch. On start it resumes from that position, or from
-the last message the stream holds if that is further on. Killed at any moment
-and restarted, the stream ends up with every event once, in order.
+acknowledgements of a batch. On start it resumes after the last message the
+stream holds; from the start if the stream never held one (new, or made
+again); from its recorded position if every message has aged out. Killed at
+any moment and restarted, the stream ends up with every event once, in order.
+
+Personal values are withheld by default: they travel in their erased form
+(``[erased]``, dates ``null``), and the message says ``"personal_data":
+"withheld"``; consumers that need them read them from the API, where an
+erasure reaches them. With ``include_personal`` they travel as they are, and
+stay in the stream after an erasure for as long as the stream keeps messages.
 """
 
 from __future__ import annotations
@@ -37,10 +44,11 @@ BATCH = 500
 DUPLICATE_WINDOW_SECONDS = 3600.0
 
 
-def message(entry: HistoryEntry) -> dict[str, Any]:
+def message(entry: HistoryEntry, *, personal_data: str) -> dict[str, Any]:
     """An event as downstream services receive it (see docs/events.md)."""
     recorded = entry.recorded
     return {
+        "personal_data": personal_data,
         "position": recorded.position,
         "event_id": str(recorded.event_id),
         "account_id": str(recorded.stored.originator_id),
@@ -68,14 +76,16 @@ class Relay:
         *,
         stream: str = STREAM,
         subject_prefix: str = SUBJECT_PREFIX,
-        name: str = "nats",
+        include_personal: bool = False,
     ) -> None:
         self.audit = Audit(app)
         self.recorder = recorder_of(app)
         self.nats_url = nats_url
         self.stream = stream
         self.prefix = subject_prefix
-        self.name = name
+        self.include_personal = include_personal
+        # Progress is the stream's: another stream starts from its own.
+        self.name = stream
         table = self.recorder.relayed_table
         self._select = SQL("SELECT position FROM {} WHERE relay = %s").format(table)
         self._record = SQL(
@@ -94,7 +104,8 @@ class Relay:
             cur.execute(self._record, (self.name, position))
 
     def _entries(self, recorded: list[RecordedEvent]) -> list[HistoryEntry]:
-        return [self.audit.entry(r) for r in recorded]
+        withhold = not self.include_personal
+        return [self.audit.entry(r, withhold_personal=withhold) for r in recorded]
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         try:
@@ -108,21 +119,24 @@ class Relay:
                 )
             )
 
-    async def _published(self, js: JetStreamContext) -> int:
-        """The position of the last event the stream holds (0 if none)."""
+    async def _resume_from(self, js: JetStreamContext, tracked: int) -> int:
+        """After the last event the stream holds: the stream is the truth."""
         info = await js.stream_info(self.stream)
+        if not info.state.last_seq:
+            return 0  # a stream that never held a message: everything
         if not info.state.messages:
-            return 0
+            return tracked  # all aged out: where this relay got to
         last = await js.get_msg(self.stream, seq=info.state.last_seq)
-        return int(json.loads(last.data or b"{}").get("position", 0))
+        return int(json.loads(last.data or b"{}")["position"])
 
     async def run(self, stop: asyncio.Event, idle_seconds: float = 0.5) -> None:
         client = await nats.connect(self.nats_url)
         try:
             js = client.jetstream()
+            personal = "included" if self.include_personal else "withheld"
             await self._ensure_stream(js)
             tracked = await asyncio.to_thread(self.tracked)
-            position = max(tracked, await self._published(js))
+            position = await self._resume_from(js, tracked)
             log.info("relaying events after position %d to %s", position, self.stream)
             while not stop.is_set():
                 recorded = await asyncio.to_thread(
@@ -138,7 +152,7 @@ class Relay:
                 for entry in await asyncio.to_thread(self._entries, recorded):
                     await js.publish(
                         f"{self.prefix}.{entry.type}",
-                        json.dumps(message(entry)).encode(),
+                        json.dumps(message(entry, personal_data=personal)).encode(),
                         headers={"Nats-Msg-Id": str(entry.recorded.event_id)},
                     )
                     position = entry.recorded.position
