@@ -92,67 +92,8 @@ def grant_least_privilege(app: Accounts, projections: Projections, role: str) ->
             cur.execute(statement)
 
 
-class Watermark:
-    """The position every view has reached, pushed by the runner's NOTIFY."""
-
-    def __init__(self, database_url: str, pool: AsyncConnectionPool[Any], sql: SQL) -> None:
-        self.database_url = database_url
-        self.pool = pool
-        self.sql = sql
-        self.position = 0
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._conn: AsyncConnection[Any] | None = None
-
-    async def start(self) -> None:
-        self._conn = await AsyncConnection.connect(self.database_url, autocommit=True)
-        await self._conn.execute(SQL("LISTEN {}").format(Identifier(PROJECTED_CHANNEL)))
-        self._advance(await self._read())
-        self._task = asyncio.create_task(self._listen())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._conn is not None:
-            await self._conn.close()
-
-    async def _listen(self) -> None:
-        assert self._conn is not None  # noqa: S101 - set by start()
-        async for note in self._conn.notifies():
-            self._advance(int(note.payload))
-
-    async def _read(self) -> int:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(self.sql)
-            row = await cur.fetchone()
-            return int(row["position"]) if row else 0
-
-    def _advance(self, position: int) -> None:
-        if position > self.position:
-            self.position = position
-            self._changed.set()
-            self._changed = asyncio.Event()
-
-    async def wait(self, position: int, seconds: float) -> bool:
-        """Wait until the views include ``position``; False when ``seconds`` ran out."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while self.position < position:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            try:
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.25))
-            except TimeoutError:
-                # A notification can be missed across a reconnect; ask the database.
-                self._advance(await self._read())
-        return True
-
-
-class EventFeed:
-    """Wakes subscribers when writers commit (their NOTIFY on the events channel)."""
+class Listener:
+    """A LISTEN connection of its own, handing each notification to ``notified``."""
 
     def __init__(self, database_url: str, channel: str) -> None:
         self.database_url = database_url
@@ -176,9 +117,60 @@ class EventFeed:
 
     async def _listen(self) -> None:
         assert self._conn is not None  # noqa: S101 - set by start()
-        async for _ in self._conn.notifies():
-            self._changed.set()
-            self._changed = asyncio.Event()
+        async for note in self._conn.notifies():
+            self.notified(note.payload)
+
+    def notified(self, payload: str) -> None:  # noqa: ARG002 - subclasses read it
+        """Wake whoever waits on ``_changed``."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
+class Watermark(Listener):
+    """The position every view has reached, pushed by the runner's NOTIFY."""
+
+    def __init__(self, database_url: str, pool: AsyncConnectionPool[Any], sql: SQL) -> None:
+        super().__init__(database_url, PROJECTED_CHANNEL)
+        self.pool = pool
+        self.sql = sql
+        self.position = 0
+
+    async def start(self) -> None:
+        await super().start()
+        self._advance(await self._read())
+
+    def notified(self, payload: str) -> None:
+        self._advance(int(payload))
+
+    async def _read(self) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self.sql)
+            row = await cur.fetchone()
+            return int(row["position"]) if row else 0
+
+    def _advance(self, position: int) -> None:
+        if position > self.position:
+            self.position = position
+            super().notified(str(position))
+
+    async def wait(self, position: int, seconds: float) -> bool:
+        """Wait until the views include ``position``; False when ``seconds`` ran out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self.position < position:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.25))
+            except TimeoutError:
+                # A notification can be missed across a reconnect; ask the database.
+                self._advance(await self._read())
+        return True
+
+
+class EventFeed(Listener):
+    """Wakes subscribers when writers commit (their NOTIFY on the events channel)."""
 
     async def wait(self, seconds: float) -> None:
         """Until the next commit, or ``seconds`` (a missed notification costs no more)."""

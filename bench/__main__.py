@@ -14,14 +14,12 @@ import argparse
 import json
 import os
 import platform
-import secrets
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +30,6 @@ import httpx
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
-from psycopg.conninfo import make_conninfo
 from psycopg.sql import SQL, Identifier
 
 from api.runtime import open_store
@@ -41,7 +38,7 @@ from domain.application import Accounts, CommandMeta
 from domain.errors import ConcurrencyConflict
 from domain.values import AccountKind, Channel, Direction, Stage, Tier
 from eventstore.audit import Audit
-from eventstore.database import eventsourcing_env, resolve_database_url
+from eventstore.database import eventsourcing_env, resolve_database_url, scratch_database
 from eventstore.recorder import recorder_of
 from projections.runner import PROJECTED_CHANNEL, Projections
 
@@ -82,18 +79,6 @@ def _show(value: Any) -> str:
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
-
-
-@contextmanager
-def bench_database(server_url: str) -> Iterator[str]:
-    name = f"rapport_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(SQL("CREATE DATABASE {}").format(Identifier(name)))
-    try:
-        yield make_conninfo(server_url, dbname=name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(SQL("DROP DATABASE {} WITH (FORCE)").format(Identifier(name)))
 
 
 def _in_threads(count: int, work: Callable[[int], int]) -> tuple[int, float]:
@@ -568,7 +553,7 @@ def main() -> None:
     server_url = args.database_url or resolve_database_url()
     results = Results()
     started = time.perf_counter()
-    with bench_database(server_url) as url:
+    with scratch_database(server_url, "rapport_bench") as url:
         app, _ = open_store(url)
         try:
             if "append" in parts:

@@ -8,20 +8,17 @@ directory (removed afterwards).
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
-from psycopg.sql import SQL, Identifier
 
 from api.runtime import open_store
 from domain.application import Accounts
-from eventstore.database import start_embedded, stop_embedded
+from eventstore.database import scratch_database, start_embedded, stop_embedded
 from projections.runner import Projections
 
 
@@ -39,17 +36,8 @@ def server_url() -> Iterator[str]:
             stop_embedded(data_dir)
 
 
-@contextmanager
-def _database(server_url: str) -> Iterator[str]:
-    """A new, empty database on the server, dropped afterwards."""
-    name = f"rapport_test_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(SQL("CREATE DATABASE {}").format(Identifier(name)))
-    try:
-        yield make_conninfo(server_url, dbname=name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(SQL("DROP DATABASE {} WITH (FORCE)").format(Identifier(name)))
+def _database(server_url: str) -> AbstractContextManager[str]:
+    return scratch_database(server_url, "rapport_test")
 
 
 @pytest.fixture(scope="session")

@@ -103,6 +103,14 @@ def _relay(database_url: str, url: str, stream: str, prefix: str) -> subprocess.
     )
 
 
+def _recorded(db, stream: str) -> int | None:
+    """Where the relay of ``stream`` has recorded it got to."""
+    row = db.execute(
+        "SELECT position FROM rapport_events_relayed WHERE relay = %s", (stream,)
+    ).fetchone()
+    return None if row is None else row[0]
+
+
 def _wait(condition, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -136,15 +144,7 @@ def test_a_relay_killed_mid_stream_loses_and_doubles_nothing(
     try:
         _wait(lambda: asyncio.run(_count(nats_url, stream)) >= len(positions))
         # The relay's own position catches up after the last acknowledgement.
-        _wait(
-            lambda: (
-                db.execute(
-                    "SELECT position FROM rapport_events_relayed WHERE relay = %s",
-                    (stream,),
-                ).fetchone()
-                == (positions[-1],)
-            )
-        )
+        _wait(lambda: _recorded(db, stream) == positions[-1])
         # Forgetting its position (a crash before recording it) doubles nothing:
         # it resumes from the last message the stream holds.
         db.execute(
@@ -155,15 +155,7 @@ def test_a_relay_killed_mid_stream_loses_and_doubles_nothing(
         relay.wait(timeout=30)
     relay = _relay(database_url, nats_url, stream, prefix)
     try:
-        _wait(
-            lambda: (
-                db.execute(
-                    "SELECT position FROM rapport_events_relayed WHERE relay = %s",
-                    (stream,),
-                ).fetchone()
-                == (positions[-1],)
-            )
-        )
+        _wait(lambda: _recorded(db, stream) == positions[-1])
     finally:
         relay.terminate()
         relay.wait(timeout=30)
