@@ -142,7 +142,9 @@ def contract() -> dict[str, str]:
         "A new shape of an event is a new version; older events are upcast, so a "
         "consumer always receives the newest version. Fields marked personal read "
         f"`{ERASED}` (text) or `null` (dates) once the person was erased "
-        "(see the README, *Erasure of personal data*).",
+        "(see the README, *Erasure of personal data*). Messages from `rapport relay` "
+        'also carry `personal_data`: `"withheld"` (the default: personal fields in '
+        'their erased form, read them from the API) or `"included"`.',
         "",
     ]
     for name in EVENT_TYPES:
