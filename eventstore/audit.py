@@ -91,7 +91,12 @@ class Audit:
         recorded = self.recorder.account_events(
             account_id, after_version=after_version, limit=limit, topics=topics
         )
-        return [self.entry(r) for r in recorded]
+        return self.entries(recorded)
+
+    def entries(
+        self, recorded: Sequence[RecordedEvent], *, withhold_personal: bool = False
+    ) -> list[HistoryEntry]:
+        return [self.entry(r, withhold_personal=withhold_personal) for r in recorded]
 
     def entry(
         self, recorded: RecordedEvent, *, withhold_personal: bool = False

@@ -300,16 +300,6 @@ class RapportRecorder(PostgresApplicationRecorder):
         curs.execute(SQL("SELECT pg_advisory_xact_lock(hashtext('rapport-migrate'))"))
         super()._create_table(curs)
 
-    def _insert_stored_events(
-        self,
-        curs: Cursor[DictRow],
-        stored_events: Sequence[StoredEvent],
-        **kwargs: Any,
-    ) -> None:
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        curs.execute(self.insert_with_metadata, _insert_params(stored_events, kwargs))
-
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:

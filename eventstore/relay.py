@@ -32,7 +32,7 @@ from psycopg.sql import SQL
 
 from domain.application import Accounts
 from eventstore.audit import Audit, HistoryEntry
-from eventstore.recorder import RecordedEvent, recorder_of
+from eventstore.recorder import recorder_of
 
 log = logging.getLogger("rapport.relay")
 
@@ -103,10 +103,6 @@ class Relay:
         with self.recorder.datastore.transaction(commit=True) as cur:
             cur.execute(self._record, (self.name, position))
 
-    def _entries(self, recorded: list[RecordedEvent]) -> list[HistoryEntry]:
-        withhold = not self.include_personal
-        return [self.audit.entry(r, withhold_personal=withhold) for r in recorded]
-
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         try:
             await js.stream_info(self.stream)
@@ -149,7 +145,12 @@ class Relay:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), idle_seconds)
                     continue
-                for entry in await asyncio.to_thread(self._entries, recorded):
+                entries = await asyncio.to_thread(
+                    self.audit.entries,
+                    recorded,
+                    withhold_personal=not self.include_personal,
+                )
+                for entry in entries:
                     await js.publish(
                         f"{self.prefix}.{entry.type}",
                         json.dumps(message(entry, personal_data=personal)).encode(),

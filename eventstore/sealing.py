@@ -96,10 +96,10 @@ class SubjectKeys:
         # Shared by the command threads and the projection runner's thread.
         self._lock = threading.Lock()
         self._cache: dict[tuple[UUID, UUID], KeyState] = {}
+        # A racing writer's key wins; both then read the one stored.
         self._create = SQL(
-            "WITH new AS (INSERT INTO {schema}.{table} (account_id, subject_id, key)"
+            "INSERT INTO {schema}.{table} (account_id, subject_id, key)"
             " VALUES (%(account)s, %(subject)s, %(key)s) ON CONFLICT DO NOTHING"
-            " RETURNING key) SELECT key FROM new"
         ).format(**names)
         # A subject is erased when its key is, or when the whole account's is.
         self._state = SQL(
@@ -117,7 +117,6 @@ class SubjectKeys:
         with self.datastore.transaction(commit=True) as cur:
             params = {"account": account_id, "subject": subject_id}
             cur.execute(self._create, params | {"key": AESGCM.generate_key(256)})
-            cur.fetchall()
         self.forget(account_id)
         return self.state(account_id, subject_id).key
 

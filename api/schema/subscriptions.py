@@ -60,9 +60,7 @@ class Subscription:
                 await runtime.events.wait(IDLE_SECONDS)
                 continue
             matching = [r for r in recorded if wanted_event(r)]
-            entries = await runtime.call(
-                lambda m=matching: [runtime.audit.entry(r) for r in m]
-            )
+            entries = await runtime.call(runtime.audit.entries, matching)
             for entry in entries:
                 yield HistoryEvent.from_entry(entry)
             position = recorded[-1].position
