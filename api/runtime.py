@@ -22,6 +22,7 @@ from eventstore.audit import Audit
 from eventstore.database import eventsourcing_env
 from eventstore.recorder import APP_WRITTEN_COLUMNS, recorder_of
 from eventstore.sealing import attach_keys, drop_snapshots_before_sealing
+from eventstore.webhooks import Backoff, WebhookDispatcher, WebhookStore
 from projections.runner import PROJECTED_CHANNEL, Projections
 
 log = logging.getLogger("rapport.api")
@@ -80,7 +81,10 @@ def grant_least_privilege(app: Accounts, projections: Projections, role: str) ->
         SQL("GRANT SELECT, INSERT (account_id, subject_id, key) ON {} TO {}").format(
             recorder.keys_table, who
         ),
-        SQL("GRANT SELECT, INSERT, UPDATE ON {} TO {}").format(recorder.relayed_table, who),
+        SQL("GRANT SELECT, INSERT, UPDATE ON {}, {} TO {}").format(
+            recorder.relayed_table, recorder.webhooks_table, who
+        ),
+        SQL("GRANT SELECT, INSERT ON {} TO {}").format(recorder.deliveries_table, who),
         SQL("GRANT EXECUTE ON FUNCTION {}() TO {}").format(recorder.lock_function, who),
         SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
             SQL(", ").join(view_tables), who
@@ -197,6 +201,9 @@ class Runtime:
             database_url, self.pool, self.projections.projected_position_sql()
         )
         self.events = EventFeed(database_url, recorder_of(self.app).channel_name)
+        self.webhooks = WebhookStore(self.pool, self.audit)
+        self._webhooks_stop = asyncio.Event()
+        self._webhooks_task: asyncio.Task[None] | None = None
         self.executor = ThreadPoolExecutor(
             max_workers=settings.command_threads, thread_name_prefix="rapport-command"
         )
@@ -212,9 +219,24 @@ class Runtime:
                 target=run_projections, args=(self.projections, self._stop), daemon=True
             )
             self._runner.start()
+        if self.settings.run_webhooks:
+            dispatcher = WebhookDispatcher(
+                self.webhooks,
+                self.audit,
+                timeout_seconds=self.settings.webhook_timeout_seconds,
+                backoff=Backoff(
+                    self.settings.webhook_retry_base_seconds,
+                    self.settings.webhook_retry_max_seconds,
+                ),
+                wait_for_events=self.events.wait,
+            )
+            self._webhooks_task = asyncio.create_task(dispatcher.run(self._webhooks_stop))
 
     async def stop(self) -> None:
         self._stop.set()
+        self._webhooks_stop.set()
+        if self._webhooks_task is not None:
+            await self._webhooks_task
         if self._runner is not None:
             await asyncio.to_thread(self._runner.join, 10)
         await self.watermark.stop()

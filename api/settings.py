@@ -25,6 +25,12 @@ class Settings:
     command_threads: int = 8
     migrate_on_start: bool = True
     """Create or update tables on start; off when running as the app role."""
+    run_webhooks: bool = True
+    """Deliver webhooks from the API process (any number of processes may)."""
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_base_seconds: float = 1.0
+    """The first retry's delay; each further failure doubles it."""
+    webhook_retry_max_seconds: float = 600.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -40,4 +46,20 @@ class Settings:
                 os.environ.get("RAPPORT_COMMAND_THREADS", cls.command_threads)
             ),
             migrate_on_start=_flag("RAPPORT_MIGRATE_ON_START", cls.migrate_on_start),
+            run_webhooks=_flag("RAPPORT_RUN_WEBHOOKS", cls.run_webhooks),
+            webhook_timeout_seconds=float(
+                os.environ.get(
+                    "RAPPORT_WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds
+                )
+            ),
+            webhook_retry_base_seconds=float(
+                os.environ.get(
+                    "RAPPORT_WEBHOOK_RETRY_BASE_SECONDS", cls.webhook_retry_base_seconds
+                )
+            ),
+            webhook_retry_max_seconds=float(
+                os.environ.get(
+                    "RAPPORT_WEBHOOK_RETRY_MAX_SECONDS", cls.webhook_retry_max_seconds
+                )
+            ),
         )

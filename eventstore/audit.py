@@ -58,6 +58,30 @@ class HistoryEntry:
     type: str
     payload: dict[str, Any]
 
+    def message(self, *, personal_data: str) -> dict[str, Any]:
+        """The event as downstream services receive it (see docs/events.md):
+        relayed to NATS, or POSTed to a webhook."""
+        recorded = self.recorded
+        return {
+            "personal_data": personal_data,
+            "position": recorded.position,
+            "event_id": str(recorded.event_id),
+            "account_id": str(recorded.stored.originator_id),
+            "version": recorded.stored.originator_version,
+            "type": self.type,
+            "occurred_at": recorded.occurred_at.isoformat(),
+            "recorded_at": recorded.recorded_at.isoformat(),
+            "actor": recorded.actor,
+            "correlation_id": _text(recorded.correlation_id),
+            "causation_id": _text(recorded.causation_id),
+            "command_id": _text(recorded.command_id),
+            "payload": self.payload,
+        }
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
 
 @dataclass(frozen=True)
 class FieldChange:

@@ -143,8 +143,9 @@ def contract() -> dict[str, str]:
         "consumer always receives the newest version. Fields marked personal read "
         f"`{ERASED}` (text) or `null` (dates) once the person was erased "
         "(see the README, *Erasure of personal data*). Messages from `rapport relay` "
-        'also carry `personal_data`: `"withheld"` (the default: personal fields in '
-        'their erased form, read them from the API) or `"included"`.',
+        'and webhook requests also carry `personal_data`: `"withheld"` (personal '
+        "fields in their erased form, read them from the API; always for webhooks, "
+        'the default for the relay) or `"included"`.',
         "",
     ]
     for name in EVENT_TYPES:

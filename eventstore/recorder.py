@@ -141,6 +141,9 @@ class RapportRecorder(PostgresApplicationRecorder):
             "lock": Identifier(f"{events_table_name}_lock"),
             "keys": Identifier(keys_table_name(events_table_name)),
             "relayed": Identifier(f"{events_table_name}_relayed"),
+            "webhooks": Identifier(f"{events_table_name}_webhooks"),
+            "deliveries": Identifier(f"{events_table_name}_webhook_deliveries"),
+            "deliveries_index": Identifier(f"{events_table_name}_webhook_deliveries_idx"),
             "erase": Identifier(f"{events_table_name}_erase"),
             "erased_topic": Literal(get_topic(Account.PersonalDataErased)),
         }
@@ -235,6 +238,23 @@ class RapportRecorder(PostgresApplicationRecorder):
                 "CREATE TABLE IF NOT EXISTS {schema}.{relayed} (relay text PRIMARY KEY,"
                 " position bigint NOT NULL,"
                 " updated_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+                # Webhooks (eventstore.webhooks): each one's progress and lease,
+                # and a log of every delivery attempt.
+                "CREATE TABLE IF NOT EXISTS {schema}.{webhooks} (id uuid PRIMARY KEY,"
+                " url text NOT NULL, types text[] NOT NULL, secret text NOT NULL,"
+                " created_at timestamptz NOT NULL DEFAULT clock_timestamp(),"
+                " created_by text NOT NULL, active boolean NOT NULL DEFAULT true,"
+                " position bigint NOT NULL, failures integer NOT NULL DEFAULT 0,"
+                " next_attempt_at timestamptz NOT NULL DEFAULT clock_timestamp(),"
+                " last_error text, leased_by uuid, leased_until timestamptz)",
+                "CREATE TABLE IF NOT EXISTS {schema}.{deliveries} (id uuid PRIMARY KEY,"
+                " webhook_id uuid NOT NULL REFERENCES {schema}.{webhooks} (id),"
+                " position bigint NOT NULL, event_id uuid NOT NULL,"
+                " attempt integer NOT NULL, attempted_at timestamptz NOT NULL,"
+                " duration_ms integer NOT NULL, status_code integer, error text,"
+                " delivered boolean NOT NULL, next_attempt_at timestamptz)",
+                "CREATE INDEX IF NOT EXISTS {deliveries_index}"
+                " ON {schema}.{deliveries} (webhook_id, attempted_at DESC)",
                 "CREATE OR REPLACE TRIGGER {erase}"
                 " AFTER INSERT ON {schema}.{table} FOR EACH ROW"
                 " WHEN (NEW.topic = {erased_topic})"
@@ -250,6 +270,8 @@ class RapportRecorder(PostgresApplicationRecorder):
         self.lock_function = SQL("{schema}.{lock}").format(**names)
         self.keys_table = SQL("{schema}.{keys}").format(**names)
         self.relayed_table = SQL("{schema}.{relayed}").format(**names)
+        self.webhooks_table = SQL("{schema}.{webhooks}").format(**names)
+        self.deliveries_table = SQL("{schema}.{deliveries}").format(**names)
         self.lock_table_statements = [
             self.lock_table_statements[0],  # SET LOCAL lock_timeout
             SQL("SELECT {}()").format(self.lock_function),

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
 
 import nats
 from nats.js import JetStreamContext
@@ -31,7 +30,7 @@ from nats.js.errors import NotFoundError
 from psycopg.sql import SQL
 
 from domain.application import Accounts
-from eventstore.audit import Audit, HistoryEntry
+from eventstore.audit import Audit
 from eventstore.recorder import recorder_of
 
 log = logging.getLogger("rapport.relay")
@@ -42,30 +41,6 @@ BATCH = 500
 # How long JetStream remembers message ids to drop duplicates: longer than a
 # relay restart takes.
 DUPLICATE_WINDOW_SECONDS = 3600.0
-
-
-def message(entry: HistoryEntry, *, personal_data: str) -> dict[str, Any]:
-    """An event as downstream services receive it (see docs/events.md)."""
-    recorded = entry.recorded
-    return {
-        "personal_data": personal_data,
-        "position": recorded.position,
-        "event_id": str(recorded.event_id),
-        "account_id": str(recorded.stored.originator_id),
-        "version": recorded.stored.originator_version,
-        "type": entry.type,
-        "occurred_at": recorded.occurred_at.isoformat(),
-        "recorded_at": recorded.recorded_at.isoformat(),
-        "actor": recorded.actor,
-        "correlation_id": _text(recorded.correlation_id),
-        "causation_id": _text(recorded.causation_id),
-        "command_id": _text(recorded.command_id),
-        "payload": entry.payload,
-    }
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 class Relay:
@@ -153,7 +128,7 @@ class Relay:
                 for entry in entries:
                     await js.publish(
                         f"{self.prefix}.{entry.type}",
-                        json.dumps(message(entry, personal_data=personal)).encode(),
+                        json.dumps(entry.message(personal_data=personal)).encode(),
                         headers={"Nats-Msg-Id": str(entry.recorded.event_id)},
                     )
                     position = entry.recorded.position

@@ -14,15 +14,16 @@ from api.schema.audit import AuditQueries
 from api.schema.mutations import AccountMutations
 from api.schema.scalars import SCALARS, InvalidArgument
 from api.schema.subscriptions import Subscription
+from api.schema.webhooks import WebhookMutations, WebhookQueries
 
 
 @strawberry.type
-class Query(AccountQueries, AuditQueries):
+class Query(AccountQueries, AuditQueries, WebhookQueries):
     pass
 
 
 @strawberry.type
-class Mutation(AccountMutations):
+class Mutation(AccountMutations, WebhookMutations):
     pass
 
 

@@ -50,6 +50,10 @@ def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "DATABASE_URL": database_url,
         "RAPPORT_PORT": str(port),
         "RAPPORT_RUN_PROJECTIONS": "true",
+        # Webhook retries and timeouts short enough to watch in a test.
+        "RAPPORT_WEBHOOK_RETRY_BASE_SECONDS": "0.2",
+        "RAPPORT_WEBHOOK_RETRY_MAX_SECONDS": "1",
+        "RAPPORT_WEBHOOK_TIMEOUT_SECONDS": "1",
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--log-level", "warning"],

@@ -49,8 +49,17 @@ def test_the_readme_session_works_as_written(api):
         "Audit",
         "EraseAnn",
         "AcmeEvents",
+        "RegisterBilling",
     ]
     subscription = operations.pop("AcmeEvents")
+    webhook = api.graphql(operations.pop("RegisterBilling"))["data"]["registerWebhook"]
+    assert webhook["__typename"] == "Webhook", webhook
+    # Nobody listens there: stop it rather than let it retry for the session.
+    removed = api.graphql(
+        "mutation($id: UUID!) { removeWebhook(id: $id) { ... on Webhook { active } } }",
+        {"id": webhook["id"]},
+    )
+    assert removed["data"]["removeWebhook"] == {"active": False}
     answers = {}
     for name, document in operations.items():
         body = api.graphql(document)
