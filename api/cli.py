@@ -26,7 +26,15 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     app = create_app(settings, resolve_database_url())
     print(f"Rapport GraphQL at http://{settings.host}:{settings.port}/graphql", flush=True)  # noqa: T201
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    # This implementation waits for room in the write buffer before it writes
+    # a message, which the subscriptions' slow-consumer cut-off relies on.
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        ws="websockets-sansio",
+    )
     return 0
 
 

@@ -31,6 +31,8 @@ class Settings:
     webhook_retry_base_seconds: float = 1.0
     """The first retry's delay; each further failure doubles it."""
     webhook_retry_max_seconds: float = 600.0
+    subscriber_stall_seconds: float = 30.0
+    """How long one message to a subscriber may wait to be sent before it is cut off."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -60,6 +62,11 @@ class Settings:
             webhook_retry_max_seconds=float(
                 os.environ.get(
                     "RAPPORT_WEBHOOK_RETRY_MAX_SECONDS", cls.webhook_retry_max_seconds
+                )
+            ),
+            subscriber_stall_seconds=float(
+                os.environ.get(
+                    "RAPPORT_SUBSCRIBER_STALL_SECONDS", cls.subscriber_stall_seconds
                 )
             ),
         )

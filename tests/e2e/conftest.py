@@ -54,6 +54,7 @@ def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "RAPPORT_WEBHOOK_RETRY_BASE_SECONDS": "0.2",
         "RAPPORT_WEBHOOK_RETRY_MAX_SECONDS": "1",
         "RAPPORT_WEBHOOK_TIMEOUT_SECONDS": "1",
+        "RAPPORT_SUBSCRIBER_STALL_SECONDS": "3",
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--log-level", "warning"],
