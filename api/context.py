@@ -46,6 +46,9 @@ class Context(BaseContext):
             table: self._periods_loader(table)
             for table in queries.PERIOD_TABLES | queries.DURATION_VIEWS
         }
+        self.complaints: DataLoader[UUID, list[dict[str, Any]]] = self._loader(
+            self._complaints_of, []
+        )
 
     def forget_loaded(self) -> None:
         """Drop what the loaders hold: a subscription's context outlives reads."""
@@ -53,6 +56,7 @@ class Context(BaseContext):
         self.first_interactions.clear_all()
         for loader in self.periods.values():
             loader.clear_all()
+        self.complaints.clear_all()
 
     def command_meta(self) -> CommandMeta:
         """Each mutation is a command of its own, caused by the request."""
@@ -75,6 +79,12 @@ class Context(BaseContext):
                 found = await queries.first_interactions(conn, ids, limit)
                 pages.update({(account_id, limit): found[account_id] for account_id in ids})
         return [pages[key] for key in keys]
+
+    async def _complaints_of(
+        self, conn: queries.Conn, ids: Sequence[UUID]
+    ) -> dict[UUID, list[dict[str, Any]]]:
+        targets = self.runtime.settings.complaint_targets
+        return await queries.complaints_by_account(conn, ids, targets)
 
     def _loader(
         self,

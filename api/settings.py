@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from domain.complaints import DEFAULT_COMPLAINT_TARGETS, ComplaintTargets
+
 
 def _flag(name: str, default: bool) -> bool:
     value = os.environ.get(name)
@@ -31,6 +33,8 @@ class Settings:
     webhook_retry_base_seconds: float = 1.0
     """The first retry's delay; each further failure doubles it."""
     webhook_retry_max_seconds: float = 600.0
+    complaint_targets: ComplaintTargets = DEFAULT_COMPLAINT_TARGETS
+    """Times to acknowledge and to resolve a complaint, per severity."""
     subscriber_stall_seconds: float = 30.0
     """How long one message to a subscriber may wait to be sent before it is cut off."""
 
@@ -63,6 +67,9 @@ class Settings:
                 os.environ.get(
                     "RAPPORT_WEBHOOK_RETRY_MAX_SECONDS", cls.webhook_retry_max_seconds
                 )
+            ),
+            complaint_targets=ComplaintTargets.parse(
+                os.environ.get("RAPPORT_COMPLAINT_TARGETS", "")
             ),
             subscriber_stall_seconds=float(
                 os.environ.get(

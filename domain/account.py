@@ -17,8 +17,15 @@ from eventsourcing.domain import Snapshot as AggregateSnapshot
 
 from domain.errors import (
     AlreadyConfirmed,
+    ComplaintAlreadyAcknowledged,
+    ComplaintAlreadyClosed,
+    ComplaintAlreadyResolved,
+    ComplaintNotAcknowledged,
+    ComplaintNotFound,
+    ComplaintNotResolved,
     ConfirmationNotApplicable,
     ContactNotFound,
+    EscalationLevelNotHigher,
     InteractionNotFound,
     InvalidValue,
     StageTransitionNotAllowed,
@@ -31,6 +38,8 @@ from domain.values import (
     Address,
     Channel,
     Classification,
+    ComplaintSeverity,
+    ComplaintStatus,
     ContactChannel,
     Direction,
     Influence,
@@ -50,6 +59,7 @@ from domain.values import (
 
 MAX_EFFORT_MINUTES = 24 * 60
 MAX_TEXT = 4000
+MAX_ESCALATION_LEVEL = 10
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,17 @@ class InteractionRecord:
     confirmed: bool
 
 
+@dataclass(frozen=True)
+class ComplaintRecord:
+    """What the rules need to remember about a complaint; its texts stay in
+    the events (they are the account's personal data)."""
+
+    status: ComplaintStatus
+    escalation_level: int
+    updated_at: datetime
+    """The latest moment of its lifecycle: the next one cannot precede it."""
+
+
 def _reason(reason: str) -> str:
     return required_text("reason", reason, max_length=MAX_TEXT)
 
@@ -98,9 +119,10 @@ class Account(Aggregate):
             snapshot: Account.Snapshot = super().take(aggregate)
             snapshot.state["contacts"] = list(aggregate.contacts.values())
             snapshot.state["former_contacts"] = list(aggregate.former_contacts.values())
-            snapshot.state["interactions"] = [
-                [str(key), record] for key, record in aggregate.interactions.items()
-            ]
+            for name in ("interactions", "complaints"):
+                snapshot.state[name] = [
+                    [str(key), record] for key, record in getattr(aggregate, name).items()
+                ]
             return snapshot
 
         def mutate(self, _: None) -> Account:
@@ -109,7 +131,8 @@ class Account(Aggregate):
             state = vars(account)
             for name in ("contacts", "former_contacts"):
                 state[name] = {c.contact_id: c for c in state[name]}
-            state["interactions"] = {UUID(k): r for k, r in state["interactions"]}
+            for name in ("interactions", "complaints"):
+                state[name] = {UUID(k): r for k, r in state[name]}
             state["channels"] = tuple(state["channels"])
             state["kind"] = AccountKind(state["kind"])
             state["tier"] = Tier(state["tier"])
@@ -125,8 +148,8 @@ class Account(Aggregate):
     # Version 2 of the state keeps the customer file's special requirements
     # and purchase characteristics (snapshots of version 1 lack them).
     # Version 3 keeps removed contacts (they may still be erased) and whether
-    # the account's personal data was erased.
-    class_version = 3
+    # the account's personal data was erased. Version 4 keeps complaints.
+    class_version = 4
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -137,6 +160,10 @@ class Account(Aggregate):
     def upcast_v2_v3(state: dict[str, Any]) -> None:
         state["former_contacts"] = []
         state["personal_data_erased"] = False
+
+    @staticmethod
+    def upcast_v3_v4(state: dict[str, Any]) -> None:
+        state["complaints"] = []
 
     class AccountOpened(Aggregate.Created):
         """Version 2 adds special requirements and purchase characteristics."""
@@ -183,6 +210,7 @@ class Account(Aggregate):
         self.former_contacts: dict[UUID, Contact] = {}
         self.personal_data_erased = False
         self.interactions: dict[UUID, InteractionRecord] = {}
+        self.complaints: dict[UUID, ComplaintRecord] = {}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Account:
         """A copy for a command, cheap however long the history: every value
@@ -678,6 +706,265 @@ class Account(Aggregate):
             1 for r in self.interactions.values() if r.channel.is_oral and not r.confirmed
         )
 
+    # -- complaints ---------------------------------------------------------------
+    #
+    # filed → acknowledged → resolved → closed, or reopened → resolved again.
+    # Escalation (to a higher level each time) is open while the complaint is
+    # unresolved. A closed complaint is final: a recurrence is a new complaint.
+
+    class ComplaintFiled(Aggregate.Event):
+        """A complaint from the customer: what about, how serious, how it came in."""
+
+        complaint_id: UUID
+        category: str
+        severity: ComplaintSeverity
+        description: str
+        channel: Channel
+        contact_id: UUID | None
+        filed_at: datetime
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.complaints[self.complaint_id] = ComplaintRecord(
+                status=ComplaintStatus.FILED, escalation_level=0, updated_at=self.filed_at
+            )
+
+    def file_complaint(
+        self,
+        *,
+        complaint_id: UUID,
+        category: str,
+        severity: ComplaintSeverity,
+        description: str,
+        channel: Channel,
+        filed_at: datetime,
+        contact_id: UUID | None = None,
+    ) -> None:
+        self._keeps_personal_data()
+        if complaint_id in self.complaints:
+            raise InvalidValue("complaintId", f"complaint {complaint_id} exists")
+        if contact_id is not None:
+            self._contact(contact_id)
+        self.trigger_event(
+            self.ComplaintFiled,
+            complaint_id=complaint_id,
+            category=required_text("category", category),
+            severity=ComplaintSeverity(severity),
+            description=required_text("description", description, MAX_TEXT),
+            channel=Channel(channel),
+            contact_id=contact_id,
+            filed_at=past_moment("filedAt", filed_at),
+        )
+
+    class ComplaintAcknowledged(Aggregate.Event):
+        """Someone took the complaint on: the time to acknowledge stops."""
+
+        complaint_id: UUID
+        acknowledged_at: datetime
+
+        def apply(self, aggregate: Account) -> None:
+            _move_complaint(
+                aggregate,
+                self.complaint_id,
+                self.acknowledged_at,
+                ComplaintStatus.ACKNOWLEDGED,
+            )
+
+    def acknowledge_complaint(
+        self, *, complaint_id: UUID, acknowledged_at: datetime
+    ) -> None:
+        record = self._complaint(complaint_id)
+        if record.status is not ComplaintStatus.FILED:
+            raise ComplaintAlreadyAcknowledged(
+                f"complaint {complaint_id} is already acknowledged"
+            )
+        self.trigger_event(
+            self.ComplaintAcknowledged,
+            complaint_id=complaint_id,
+            acknowledged_at=_complaint_moment("acknowledgedAt", acknowledged_at, record),
+        )
+
+    class ComplaintEscalated(Aggregate.Event):
+        """Handed up to someone who can solve it, at a higher level than before."""
+
+        complaint_id: UUID
+        escalated_to: str
+        level: int
+        reason: str
+        escalated_at: datetime
+
+        def apply(self, aggregate: Account) -> None:
+            record = aggregate.complaints[self.complaint_id]
+            aggregate.complaints[self.complaint_id] = replace(
+                record, escalation_level=self.level, updated_at=self.escalated_at
+            )
+
+    def escalate_complaint(
+        self,
+        *,
+        complaint_id: UUID,
+        escalated_to: str,
+        escalated_at: datetime,
+        level: int | None = None,
+        reason: str = "",
+    ) -> None:
+        """Without a level, one above the current one."""
+        record = self._complaint(complaint_id)
+        if record.status is ComplaintStatus.RESOLVED:
+            raise ComplaintAlreadyResolved(
+                f"complaint {complaint_id} is resolved; reopen it to escalate it"
+            )
+        level = record.escalation_level + 1 if level is None else level
+        if not 1 <= level <= MAX_ESCALATION_LEVEL:
+            raise InvalidValue("level", f"level must be 1 to {MAX_ESCALATION_LEVEL}")
+        if level <= record.escalation_level:
+            raise EscalationLevelNotHigher(
+                f"complaint {complaint_id} is already at level {record.escalation_level}"
+            )
+        self.trigger_event(
+            self.ComplaintEscalated,
+            complaint_id=complaint_id,
+            escalated_to=required_text("escalatedTo", escalated_to),
+            level=level,
+            reason=self._complaint_text("reason", reason, required=False),
+            escalated_at=_complaint_moment("escalatedAt", escalated_at, record),
+        )
+
+    class ComplaintResolved(Aggregate.Event):
+        """How it was solved, what went wrong, and how recurrence is prevented."""
+
+        complaint_id: UUID
+        resolution: str
+        root_cause: str
+        prevention_action: str
+        resolved_at: datetime
+
+        def apply(self, aggregate: Account) -> None:
+            _move_complaint(
+                aggregate, self.complaint_id, self.resolved_at, ComplaintStatus.RESOLVED
+            )
+
+    def resolve_complaint(
+        self,
+        *,
+        complaint_id: UUID,
+        resolution: str,
+        resolved_at: datetime,
+        root_cause: str = "",
+        prevention_action: str = "",
+    ) -> None:
+        record = self._complaint(complaint_id)
+        if record.status is ComplaintStatus.FILED:
+            raise ComplaintNotAcknowledged(
+                f"complaint {complaint_id} is acknowledged before it is resolved"
+            )
+        if record.status is ComplaintStatus.RESOLVED:
+            raise ComplaintAlreadyResolved(f"complaint {complaint_id} is already resolved")
+        self.trigger_event(
+            self.ComplaintResolved,
+            complaint_id=complaint_id,
+            resolution=self._complaint_text("resolution", resolution, required=True),
+            root_cause=self._complaint_text("rootCause", root_cause, required=False),
+            prevention_action=self._complaint_text(
+                "preventionAction", prevention_action, required=False
+            ),
+            resolved_at=_complaint_moment("resolvedAt", resolved_at, record),
+        )
+
+    class ComplaintReopened(Aggregate.Event):
+        """The resolution did not hold: the complaint is open again."""
+
+        complaint_id: UUID
+        reason: str
+        reopened_at: datetime
+
+        def apply(self, aggregate: Account) -> None:
+            _move_complaint(
+                aggregate, self.complaint_id, self.reopened_at, ComplaintStatus.REOPENED
+            )
+
+    def reopen_complaint(
+        self, *, complaint_id: UUID, reason: str, reopened_at: datetime
+    ) -> None:
+        record = self._resolved_complaint(complaint_id, "reopened")
+        self.trigger_event(
+            self.ComplaintReopened,
+            complaint_id=complaint_id,
+            reason=self._complaint_text("reason", reason, required=True),
+            reopened_at=_complaint_moment("reopenedAt", reopened_at, record),
+        )
+
+    class ComplaintClosed(Aggregate.Event):
+        """The resolution held: the complaint is done, for good."""
+
+        complaint_id: UUID
+        closed_at: datetime
+
+        def apply(self, aggregate: Account) -> None:
+            _move_complaint(
+                aggregate, self.complaint_id, self.closed_at, ComplaintStatus.CLOSED
+            )
+
+    def close_complaint(self, *, complaint_id: UUID, closed_at: datetime) -> None:
+        record = self._resolved_complaint(complaint_id, "closed")
+        self.trigger_event(
+            self.ComplaintClosed,
+            complaint_id=complaint_id,
+            closed_at=_complaint_moment("closedAt", closed_at, record),
+        )
+
+    def _complaint(self, complaint_id: UUID) -> ComplaintRecord:
+        """A complaint that was filed and is not closed."""
+        try:
+            record = self.complaints[complaint_id]
+        except KeyError:
+            raise ComplaintNotFound(
+                f"complaint {complaint_id} was never filed on this account"
+            ) from None
+        if record.status is ComplaintStatus.CLOSED:
+            raise ComplaintAlreadyClosed(
+                f"complaint {complaint_id} is closed; file a new one if it recurs"
+            )
+        return record
+
+    def _resolved_complaint(self, complaint_id: UUID, verb: str) -> ComplaintRecord:
+        record = self._complaint(complaint_id)
+        if record.status is not ComplaintStatus.RESOLVED:
+            raise ComplaintNotResolved(
+                f"complaint {complaint_id} is {record.status}; only a resolved "
+                f"complaint is {verb}"
+            )
+        return record
+
+    def _complaint_text(self, field: str, value: str, *, required: bool) -> str:
+        """Texts about a complaint are the account's personal data. Once that was
+        erased, a complaint still goes through its lifecycle, without text."""
+        if self.personal_data_erased:
+            if value.strip():
+                raise SubjectErased(
+                    "this account's personal data was erased; it records no new "
+                    f"personal data ({field} must be left empty)"
+                )
+            return ""
+        if required:
+            return required_text(field, value, MAX_TEXT)
+        return bounded_text(field, value, MAX_TEXT)
+
+
+def _move_complaint(
+    account: Account, complaint_id: UUID, moment: datetime, status: ComplaintStatus
+) -> None:
+    record = account.complaints[complaint_id]
+    account.complaints[complaint_id] = replace(
+        record, status=ComplaintStatus(status), updated_at=moment
+    )
+
+
+def _complaint_moment(field: str, moment: datetime, record: ComplaintRecord) -> datetime:
+    moment = past_moment(field, moment)
+    if moment < record.updated_at:
+        raise InvalidValue(field, f"{field} cannot precede the complaint's last change")
+    return moment
+
 
 _CONTACT_FIELDS = (
     "name",
@@ -706,6 +993,12 @@ PERSONAL_DATA: dict[type, PersonalFields] = {
     Account.ContactRemoved: PersonalFields(("reason",), subject="contact_id"),
     Account.InteractionLogged: PersonalFields(("participants", "summary", "outcome")),
     Account.WrittenConfirmationRecorded: PersonalFields(("note",)),
+    Account.ComplaintFiled: PersonalFields(("description",)),
+    Account.ComplaintEscalated: PersonalFields(("reason",)),
+    Account.ComplaintResolved: PersonalFields(
+        ("resolution", "root_cause", "prevention_action")
+    ),
+    Account.ComplaintReopened: PersonalFields(("reason",)),
 }
 
 

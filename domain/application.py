@@ -14,13 +14,15 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
-from domain.account import Account, Contact, InteractionRecord
+from domain.account import Account, ComplaintRecord, Contact, InteractionRecord
 from domain.errors import AccountAlreadyExists, AccountNotFound, ConcurrencyConflict
 from domain.values import (
     AccountKind,
     Address,
     Channel,
     Classification,
+    ComplaintSeverity,
+    ComplaintStatus,
     ContactChannel,
     ContactChannelKind,
     Direction,
@@ -131,6 +133,21 @@ class InteractionRecordAsDict(Transcoding):
         return InteractionRecord(**(data | {"channel": Channel(data["channel"])}))
 
 
+class ComplaintRecordAsDict(Transcoding):
+    type = ComplaintRecord
+    name = "complaint_record"
+
+    def encode(self, obj: ComplaintRecord) -> dict[str, Any]:
+        return {
+            "status": str(obj.status),
+            "escalation_level": obj.escalation_level,
+            "updated_at": obj.updated_at,
+        }
+
+    def decode(self, data: dict[str, Any]) -> ComplaintRecord:
+        return ComplaintRecord(**(data | {"status": ComplaintStatus(data["status"])}))
+
+
 class Accounts(Application[UUID]):
     """The customer file. Its events table is ``rapport_events``.
 
@@ -154,6 +171,7 @@ class Accounts(Application[UUID]):
         transcoder.register(ContactChannelAsDict())
         transcoder.register(ContactAsDict())
         transcoder.register(InteractionRecordAsDict())
+        transcoder.register(ComplaintRecordAsDict())
 
     def open_account(
         self,
@@ -425,6 +443,140 @@ class Accounts(Application[UUID]):
             account_id,
             expected_version,
             lambda a: a.erase_personal_data(contact_id=contact_id, reason=reason),
+        )
+
+    def file_complaint(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        *,
+        category: str,
+        severity: ComplaintSeverity,
+        description: str,
+        channel: Channel,
+        filed_at: datetime,
+        contact_id: UUID | None = None,
+        expected_version: int | None = None,
+        complaint_id: UUID | None = None,
+    ) -> Outcome:
+        complaint_id = complaint_id or uuid4()
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.file_complaint(
+                complaint_id=complaint_id,
+                category=category,
+                severity=severity,
+                description=description,
+                channel=channel,
+                filed_at=filed_at,
+                contact_id=contact_id,
+            ),
+            created_id=complaint_id,
+        )
+
+    def acknowledge_complaint(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        complaint_id: UUID,
+        *,
+        acknowledged_at: datetime,
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.acknowledge_complaint(
+                complaint_id=complaint_id, acknowledged_at=acknowledged_at
+            ),
+        )
+
+    def escalate_complaint(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        complaint_id: UUID,
+        *,
+        escalated_to: str,
+        escalated_at: datetime,
+        level: int | None = None,
+        reason: str = "",
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.escalate_complaint(
+                complaint_id=complaint_id,
+                escalated_to=escalated_to,
+                escalated_at=escalated_at,
+                level=level,
+                reason=reason,
+            ),
+        )
+
+    def resolve_complaint(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        complaint_id: UUID,
+        *,
+        resolution: str,
+        resolved_at: datetime,
+        root_cause: str = "",
+        prevention_action: str = "",
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.resolve_complaint(
+                complaint_id=complaint_id,
+                resolution=resolution,
+                resolved_at=resolved_at,
+                root_cause=root_cause,
+                prevention_action=prevention_action,
+            ),
+        )
+
+    def reopen_complaint(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        complaint_id: UUID,
+        *,
+        reason: str,
+        reopened_at: datetime,
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.reopen_complaint(
+                complaint_id=complaint_id, reason=reason, reopened_at=reopened_at
+            ),
+        )
+
+    def close_complaint(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        complaint_id: UUID,
+        *,
+        closed_at: datetime,
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.close_complaint(complaint_id=complaint_id, closed_at=closed_at),
         )
 
     def _change(

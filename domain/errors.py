@@ -81,3 +81,43 @@ class SubjectErased(DomainError):
     """The person's (or the account's) personal data was erased: nothing new is kept."""
 
     code = "SUBJECT_ERASED"
+
+
+class ComplaintNotFound(DomainError):
+    """No complaint with that id was ever filed on the account."""
+
+    code = "COMPLAINT_NOT_FOUND"
+
+
+class ComplaintAlreadyAcknowledged(DomainError):
+    code = "COMPLAINT_ALREADY_ACKNOWLEDGED"
+
+
+class ComplaintNotAcknowledged(DomainError):
+    """A complaint is acknowledged before it is resolved."""
+
+    code = "COMPLAINT_NOT_ACKNOWLEDGED"
+
+
+class ComplaintNotResolved(DomainError):
+    """Only a resolved complaint can be closed or reopened."""
+
+    code = "COMPLAINT_NOT_RESOLVED"
+
+
+class ComplaintAlreadyResolved(DomainError):
+    """A resolved complaint is closed or reopened, not resolved or escalated again."""
+
+    code = "COMPLAINT_ALREADY_RESOLVED"
+
+
+class ComplaintAlreadyClosed(DomainError):
+    """A closed complaint is final: a recurrence is a new complaint."""
+
+    code = "COMPLAINT_ALREADY_CLOSED"
+
+
+class EscalationLevelNotHigher(DomainError):
+    """An escalation goes up: each one to a higher level than the last."""
+
+    code = "ESCALATION_LEVEL_NOT_HIGHER"

@@ -97,6 +97,24 @@ class Direction(StrEnum):
     OUTBOUND = "outbound"
 
 
+class ComplaintSeverity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class ComplaintStatus(StrEnum):
+    """Where a complaint stands. ``reopened`` is open again after a resolution;
+    ``closed`` is final."""
+
+    FILED = "filed"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    CLOSED = "closed"
+
+
 class ContactChannelKind(StrEnum):
     PHONE = "phone"
     EMAIL = "email"

@@ -70,7 +70,8 @@ class AccountView(View):
             updated_at timestamptz NOT NULL,
             version bigint NOT NULL,
             position bigint NOT NULL,
-            personal_data_erased boolean NOT NULL DEFAULT false)""",
+            personal_data_erased boolean NOT NULL DEFAULT false,
+            open_complaints integer NOT NULL DEFAULT 0)""",
         # Views created before AccountOpened version 2.
         "ALTER TABLE account_view"
         " ADD COLUMN IF NOT EXISTS special_requirements text NOT NULL DEFAULT '',"
@@ -78,6 +79,9 @@ class AccountView(View):
         # Views created before erasure.
         "ALTER TABLE account_view"
         " ADD COLUMN IF NOT EXISTS personal_data_erased boolean NOT NULL DEFAULT false",
+        # Views created before complaints.
+        "ALTER TABLE account_view"
+        " ADD COLUMN IF NOT EXISTS open_complaints integer NOT NULL DEFAULT 0",
         "CREATE INDEX IF NOT EXISTS account_view_name_idx"
         " ON account_view (name, account_id)",
         "CREATE INDEX IF NOT EXISTS account_view_tier_idx"
@@ -255,6 +259,25 @@ class AccountView(View):
         recorded: RecordedEvent,
     ) -> None:
         self._touch(cur, recorded, "pending_confirmations = pending_confirmations - 1")
+
+    @apply.register
+    def _(
+        self,
+        event: Account.ComplaintFiled
+        | Account.ComplaintAcknowledged
+        | Account.ComplaintEscalated
+        | Account.ComplaintResolved
+        | Account.ComplaintReopened
+        | Account.ComplaintClosed,
+        cur: Cursor[DictRow],
+        recorded: RecordedEvent,
+    ) -> None:
+        """Open complaints: filed or reopened, and not (yet again) resolved."""
+        opens = isinstance(event, Account.ComplaintFiled | Account.ComplaintReopened)
+        delta = 1 if opens else -1 if isinstance(event, Account.ComplaintResolved) else 0
+        self._touch(
+            cur, recorded, "open_complaints = open_complaints + %(delta)s", delta=delta
+        )
 
     @apply.register
     def _(

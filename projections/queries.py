@@ -15,7 +15,10 @@ from uuid import UUID
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composable, Identifier
+from psycopg.sql import SQL, Composable, Composed, Identifier
+
+from domain.complaints import ComplaintTargets
+from domain.values import ComplaintSeverity
 
 Row = dict[str, Any]
 Conn = AsyncConnection[DictRow]
@@ -110,6 +113,100 @@ async def first_interactions(
         " WHERE rank <= %s ORDER BY account_id, rank",
         (list(account_ids), limit),
     )
+    grouped: dict[UUID, list[Row]] = {account_id: [] for account_id in account_ids}
+    for row in await cur.fetchall():
+        grouped[row["account_id"]].append(row)
+    return grouped
+
+
+@dataclass(frozen=True)
+class ComplaintFilter:
+    status: str | None = None
+    severity: str | None = None
+    breached: bool | None = None
+    account_id: UUID | None = None
+    manager: str | None = None
+
+
+def _complaints_with_targets(
+    targets: ComplaintTargets, as_of: datetime | None
+) -> tuple[Composed, list[Any]]:
+    """Complaints with their due moments and breaches against ``targets``, as of
+    ``as_of`` (by default the statement's time): worked out as they are read,
+    so a breach shows as soon as a due moment passes.
+
+    A target is breached when its step came late, or has not come and is
+    overdue. A reopened complaint's resolution is due as before: it counts
+    from the filing until the resolution that holds.
+    """
+    rows = SQL(", ").join(
+        SQL("(%s, %s::interval, %s::interval)") for _ in ComplaintSeverity
+    )
+    params: list[Any] = []
+    for severity in ComplaintSeverity:
+        target = targets.of(severity)
+        params.extend((severity.value, target.acknowledge, target.resolve))
+    params.append(as_of)
+    query = SQL(
+        "SELECT *, acknowledge_breached OR resolve_breached AS breached FROM ("
+        " SELECT c.*, t.acknowledge_within, t.resolve_within,"
+        " c.filed_at + t.acknowledge_within AS acknowledge_due_at,"
+        " c.filed_at + t.resolve_within AS resolve_due_at,"
+        " coalesce(c.acknowledged_at, n.as_of) > c.filed_at + t.acknowledge_within"
+        " AS acknowledge_breached,"
+        " coalesce(c.resolved_at, n.as_of) > c.filed_at + t.resolve_within"
+        " AS resolve_breached"
+        " FROM complaints c"
+        " JOIN (VALUES {}) AS t (severity, acknowledge_within, resolve_within)"
+        " ON t.severity = c.severity"
+        " CROSS JOIN (SELECT coalesce(%s::timestamptz, now()) AS as_of) n"
+        ") complaint"
+    ).format(rows)
+    return query, params
+
+
+async def list_complaints(
+    conn: Conn,
+    where: ComplaintFilter,
+    targets: ComplaintTargets,
+    limit: int,
+    after: tuple[datetime, UUID, UUID] | None,
+    as_of: datetime | None = None,
+) -> list[Row]:
+    """Complaints newest first (filing time, then account and complaint id),
+    ``limit`` rows after the keyset ``after``; ``breached`` is filtered here,
+    in SQL, against ``targets`` as of ``as_of`` (by default now)."""
+    query, params = _complaints_with_targets(targets, as_of)
+    clauses: list[Composable] = []
+    for column in ("status", "severity", "account_id", "manager"):
+        value = getattr(where, column)
+        if value is not None:
+            clauses.append(SQL("{} = %s").format(Identifier(column)))
+            params.append(value)
+    if where.breached is not None:
+        clauses.append(SQL("(acknowledge_breached OR resolve_breached) = %s"))
+        params.append(where.breached)
+    if after is not None:
+        clauses.append(SQL("(filed_at, account_id, complaint_id) < (%s, %s, %s)"))
+        params.extend(after)
+    if clauses:
+        query += SQL(" WHERE ") + SQL(" AND ").join(clauses)
+    query += SQL(" ORDER BY filed_at DESC, account_id DESC, complaint_id DESC LIMIT %s")
+    params.append(limit)
+    cur = await conn.execute(query, params)
+    return await cur.fetchall()
+
+
+async def complaints_by_account(
+    conn: Conn, account_ids: Sequence[UUID], targets: ComplaintTargets
+) -> dict[UUID, list[Row]]:
+    """Every complaint of each account, newest first, in one query."""
+    query, params = _complaints_with_targets(targets, None)
+    query += SQL(
+        " WHERE account_id = ANY(%s) ORDER BY account_id, filed_at DESC, complaint_id DESC"
+    )
+    params.append(list(account_ids))
+    cur = await conn.execute(query, params)
     grouped: dict[UUID, list[Row]] = {account_id: [] for account_id in account_ids}
     for row in await cur.fetchall():
         grouped[row["account_id"]].append(row)

@@ -20,6 +20,7 @@ from domain.application import Accounts
 from eventstore.recorder import RecordedEvent, recorder_of
 from projections.account_view import AccountView
 from projections.base import View
+from projections.complaints import Complaints
 from projections.histories import ManagerHistory, StageHistory, TierHistory
 from projections.interaction_timeline import InteractionTimeline
 
@@ -31,6 +32,7 @@ VIEW_CLASSES: tuple[type[View], ...] = (
     TierHistory,
     ManagerHistory,
     InteractionTimeline,
+    Complaints,
 )
 PROJECTED_CHANNEL = "rapport_projected"
 BATCH_SIZE = 1000

@@ -11,6 +11,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from api.schema.accounts import AccountQueries
 from api.schema.audit import AuditQueries
+from api.schema.complaints import ComplaintMutations, ComplaintQueries
 from api.schema.mutations import AccountMutations
 from api.schema.scalars import SCALARS, InvalidArgument
 from api.schema.subscriptions import Subscription
@@ -18,12 +19,12 @@ from api.schema.webhooks import WebhookMutations, WebhookQueries
 
 
 @strawberry.type
-class Query(AccountQueries, AuditQueries, WebhookQueries):
+class Query(AccountQueries, AuditQueries, WebhookQueries, ComplaintQueries):
     pass
 
 
 @strawberry.type
-class Mutation(AccountMutations, WebhookMutations):
+class Mutation(AccountMutations, WebhookMutations, ComplaintMutations):
     pass
 
 

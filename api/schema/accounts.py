@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import strawberry
@@ -27,6 +27,9 @@ from api.schema.scalars import (
     page_size,
 )
 from projections import queries
+
+if TYPE_CHECKING:
+    from api.schema.complaints import Complaint
 
 
 @strawberry.type
@@ -197,6 +200,9 @@ class AccountProfile:
 @strawberry.type
 class Account(AccountProfile):
     last_interaction_at: datetime | None
+    open_complaints: int = strawberry.field(
+        description="Complaints filed or reopened and not yet resolved."
+    )
     opened_at: datetime
     updated_at: datetime
     position: Position
@@ -264,6 +270,18 @@ class Account(AccountProfile):
             after=after,
         )
 
+    @strawberry.field(
+        description="Complaints, newest filed first; breaches as of the query."
+    )
+    async def complaints(
+        self, info: Info
+    ) -> list[Annotated[Complaint, strawberry.lazy("api.schema.complaints")]]:
+        from api.schema.complaints import (  # noqa: PLC0415 - it imports this module
+            account_complaints,
+        )
+
+        return await account_complaints(info, self.id)
+
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Account:
         address = row["address"]
@@ -297,6 +315,7 @@ class Account(AccountProfile):
             last_interaction_at=row["last_interaction_at"],
             pending_written_confirmations=row["pending_confirmations"],
             personal_data_erased=row["personal_data_erased"],
+            open_complaints=row["open_complaints"],
             opened_at=row["opened_at"],
             updated_at=row["updated_at"],
             version=row["version"],

@@ -18,7 +18,9 @@ class ValidationError(Error):
     field: str
 
 
-@strawberry.type(description="The account, contact or interaction does not exist.")
+@strawberry.type(
+    description="The account, contact, interaction or complaint does not exist."
+)
 class NotFoundError(Error):
     pass
 
@@ -39,7 +41,12 @@ class RuleViolation(Error):
 
 ErrorResult = ValidationError | NotFoundError | ConcurrencyConflict | RuleViolation
 
-_NOT_FOUND = (errors.AccountNotFound, errors.ContactNotFound, errors.InteractionNotFound)
+_NOT_FOUND = (
+    errors.AccountNotFound,
+    errors.ContactNotFound,
+    errors.InteractionNotFound,
+    errors.ComplaintNotFound,
+)
 
 
 def error_result(error: errors.DomainError) -> ErrorResult:

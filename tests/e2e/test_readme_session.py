@@ -33,6 +33,28 @@ def _stream(api, document: str, count: int) -> list[dict]:
         return [json.loads(ws.recv(timeout=30))["payload"] for _ in range(count)]
 
 
+def _check_complaint(answers: dict) -> None:
+    filed = answers["FileComplaint"]["fileComplaint"]
+    assert (filed["__typename"], filed["version"]) == ("ComplaintFiled", 8)
+    acknowledged = answers["AcknowledgeComplaint"]["acknowledgeComplaint"]
+    assert acknowledged["account"] == {"openComplaints": 1}
+    (complaint,) = [e["node"] for e in answers["BreachedComplaints"]["complaints"]["edges"]]
+    assert (complaint["status"], complaint["severity"]) == ("ACKNOWLEDGED", "HIGH")
+    assert complaint["acknowledgeBreached"] is True
+    assert complaint["resolveBreached"] is True  # three days passed long ago
+
+
+def _register_and_remove_webhook(api, document: str) -> None:
+    webhook = api.graphql(document)["data"]["registerWebhook"]
+    assert webhook["__typename"] == "Webhook", webhook
+    # Nobody listens there: stop it rather than let it retry for the session.
+    removed = api.graphql(
+        "mutation($id: UUID!) { removeWebhook(id: $id) { ... on Webhook { active } } }",
+        {"id": webhook["id"]},
+    )
+    assert removed["data"]["removeWebhook"] == {"active": False}
+
+
 def test_the_readme_session_works_as_written(api):
     operations = _operations()
     assert list(operations) == [
@@ -46,20 +68,16 @@ def test_the_readme_session_works_as_written(api):
         "SkipStage",
         "Account",
         "PreferredSuppliers",
+        "FileComplaint",
+        "AcknowledgeComplaint",
+        "BreachedComplaints",
         "Audit",
         "EraseAnn",
         "AcmeEvents",
         "RegisterBilling",
     ]
     subscription = operations.pop("AcmeEvents")
-    webhook = api.graphql(operations.pop("RegisterBilling"))["data"]["registerWebhook"]
-    assert webhook["__typename"] == "Webhook", webhook
-    # Nobody listens there: stop it rather than let it retry for the session.
-    removed = api.graphql(
-        "mutation($id: UUID!) { removeWebhook(id: $id) { ... on Webhook { active } } }",
-        {"id": webhook["id"]},
-    )
-    assert removed["data"]["removeWebhook"] == {"active": False}
+    _register_and_remove_webhook(api, operations.pop("RegisterBilling"))
     answers = {}
     for name, document in operations.items():
         body = api.graphql(document)
@@ -116,6 +134,7 @@ def test_the_readme_session_works_as_written(api):
     listed = answers["PreferredSuppliers"]["accounts"]["edges"]
     assert [edge["node"]["id"] for edge in listed] == [ACCOUNT_ID]
 
+    _check_complaint(answers)
     audit = answers["Audit"]
     history = [edge["node"] for edge in audit["account"]["history"]["edges"]]
     assert [(e["version"], e["type"]) for e in history] == [
@@ -138,13 +157,13 @@ def test_the_readme_session_works_as_written(api):
     assert audit["auditReport"]["intact"] is True
 
     erased = answers["EraseAnn"]["eraseSubject"]
-    assert erased["version"] == 8
+    assert erased["version"] == 10
     assert erased["account"]["contacts"] == [
         {"name": "[erased]", "email": "[erased]", "birthday": None, "erased": True}
     ]
 
-    streamed = _stream(api, subscription, 8)
-    assert [p["data"]["events"]["version"] for p in streamed] == list(range(1, 9))
+    streamed = _stream(api, subscription, 10)
+    assert [p["data"]["events"]["version"] for p in streamed] == list(range(1, 11))
     assert streamed[-1]["data"]["events"]["type"] == "PersonalDataErased"
 
     again = api.graphql(operations["OpenAccount"])["data"]["openAccount"]

@@ -20,7 +20,15 @@ from api.runtime import open_store
 from domain.application import SNAPSHOT_INTERVAL, CommandMeta
 from domain.errors import InvalidValue, SubjectErased
 from domain.personal import ERASED
-from domain.values import AccountKind, Address, Channel, Direction, Stage, Tier
+from domain.values import (
+    AccountKind,
+    Address,
+    Channel,
+    ComplaintSeverity,
+    Direction,
+    Stage,
+    Tier,
+)
 from eventstore.audit import Audit
 from eventstore.integrity import verify
 from eventstore.transfer import export_lines, import_lines
@@ -32,6 +40,16 @@ CLERK, DPO = CommandMeta("clerk"), CommandMeta("dpo")
 JANE = ("Jane Quillfeather", "jane.quillfeather@example.org", "+44 20 7946 0718")
 ACCOUNT = ("Quillfeather Stationers", "17 Inkwell Mews", "Discussed the Quill renewal")
 KEPT = "Bartholomew Keepsake"
+# A complaint's texts: description, escalation reason, resolution, root cause,
+# prevention action, reopening reason.
+COMPLAINT = (
+    "Ink smudged on every ream",
+    "Third smudged delivery",
+    "Replaced the batch",
+    "Damp store room",
+    "Dehumidifier installed",
+    "Smudged again",
+)
 
 
 def _story(app):
@@ -73,6 +91,7 @@ def _story(app):
         confirmed_at=datetime.now(tz=UTC) - timedelta(days=1),
         note="Minutes sent by letter",
     )
+    _complaint(app, account_id, jane)
     version = app.get_account(account_id).version
     for i in range(SNAPSHOT_INTERVAL - version + 1):
         app.log_interaction(
@@ -84,6 +103,48 @@ def _story(app):
             summary=f"Order {i}",
         )
     return account_id, jane, kept
+
+
+def _complaint(app, account_id, jane):
+    """A complaint from Jane, resolved and reopened: every text it can hold."""
+    filed = datetime.now(tz=UTC) - timedelta(days=3)
+    complaint = app.file_complaint(
+        CLERK,
+        account_id,
+        category="quality",
+        severity=ComplaintSeverity.HIGH,
+        description=f"{JANE[0]}: {COMPLAINT[0]}",
+        channel=Channel.LETTER,
+        filed_at=filed,
+        contact_id=jane,
+    ).created_id
+    app.acknowledge_complaint(
+        CLERK, account_id, complaint, acknowledged_at=filed + timedelta(hours=1)
+    )
+    app.escalate_complaint(
+        CLERK,
+        account_id,
+        complaint,
+        escalated_to="quality desk",
+        reason=COMPLAINT[1],
+        escalated_at=filed + timedelta(hours=2),
+    )
+    app.resolve_complaint(
+        CLERK,
+        account_id,
+        complaint,
+        resolution=COMPLAINT[2],
+        root_cause=COMPLAINT[3],
+        prevention_action=COMPLAINT[4],
+        resolved_at=filed + timedelta(days=1),
+    )
+    app.reopen_complaint(
+        CLERK,
+        account_id,
+        complaint,
+        reason=COMPLAINT[5],
+        reopened_at=filed + timedelta(days=2),
+    )
 
 
 def _stored_text(db, account_id) -> str:
@@ -129,7 +190,7 @@ def test_personal_values_are_sealed_in_the_tables_but_read_back(app, db):
         "SELECT count(*) FROM rapport_snapshots WHERE originator_id = %s", (account_id,)
     ).fetchone()[0]
     assert snapshots == 1
-    for secret in (*JANE, *ACCOUNT, KEPT, "1980-05-17", "Prefers letters"):
+    for secret in (*JANE, *ACCOUNT, *COMPLAINT, KEPT, "1980-05-17", "Prefers letters"):
         assert secret not in raw
     # Non-personal facts stay readable to anyone with the table.
     assert "volume grew" in raw
@@ -202,6 +263,10 @@ def test_erasing_a_contact_destroys_its_key_and_keeps_the_rest(app, projections,
         (account_id,),
     ).fetchone()
     assert (summary, participants) == (ACCOUNT[2], [JANE[0]])
+    (description,) = db.execute(
+        "SELECT description FROM complaints WHERE account_id = %s", (account_id,)
+    ).fetchone()
+    assert description == f"{JANE[0]}: {COMPLAINT[0]}"
     assert verify(app.recorder).intact
 
 
@@ -269,8 +334,31 @@ def test_erasing_the_account_erases_every_subject_of_it(app, projections, db):
         (account_id,),
     ).fetchone()[0]
     assert unconfirmed == 0  # no confirmation, no note: nothing to erase
+    complaint = db.execute(
+        "SELECT complaint_id, category, severity, escalated_to, description,"
+        " escalation_reason, reopen_reason, status FROM complaints"
+        " WHERE account_id = %s",
+        (account_id,),
+    ).fetchone()
+    assert complaint[1:] == (
+        "quality",
+        "high",
+        "quality desk",
+        ERASED,
+        ERASED,
+        ERASED,
+        "reopened",
+    )
+    history = Audit(app).history(
+        account_id, types=["ComplaintFiled", "ComplaintResolved", "ComplaintReopened"]
+    )
+    assert [
+        (e.payload.get("description"), e.payload.get("resolution"), e.payload.get("reason"))
+        for e in history
+    ] == [(ERASED, None, None), (None, ERASED, None), (None, None, ERASED)]
+    assert history[1].payload["prevention_action"] == ERASED
     raw = _raw_text(db, account_id)
-    for secret in (*JANE, *ACCOUNT, KEPT, "Order 7"):
+    for secret in (*JANE, *ACCOUNT, *COMPLAINT, KEPT, "Order 7"):
         assert secret not in raw
 
     # Non-personal work goes on; new personal data is refused.
@@ -284,6 +372,29 @@ def test_erasing_the_account_erases_every_subject_of_it(app, projections, db):
             channel=Channel.CALL,
             direction=Direction.INBOUND,
             occurred_at=datetime.now(tz=UTC),
+        )
+    # An open complaint still goes through its lifecycle, without new text.
+    with pytest.raises(SubjectErased):
+        app.resolve_complaint(
+            CLERK,
+            account_id,
+            complaint[0],
+            resolution="Sent new stock",
+            resolved_at=datetime.now(tz=UTC),
+        )
+    app.resolve_complaint(
+        CLERK, account_id, complaint[0], resolution="", resolved_at=datetime.now(tz=UTC)
+    )
+    app.close_complaint(CLERK, account_id, complaint[0], closed_at=datetime.now(tz=UTC))
+    with pytest.raises(SubjectErased):
+        app.file_complaint(
+            CLERK,
+            account_id,
+            category="quality",
+            severity=ComplaintSeverity.LOW,
+            description="Anything",
+            channel=Channel.EMAIL,
+            filed_at=datetime.now(tz=UTC),
         )
 
 

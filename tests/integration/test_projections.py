@@ -11,7 +11,7 @@ import pytest
 
 from domain.application import CommandMeta
 from domain.errors import ContactNotFound, StageTransitionNotAllowed
-from domain.values import AccountKind, Channel, Direction, Stage, Tier
+from domain.values import AccountKind, Channel, ComplaintSeverity, Direction, Stage, Tier
 from projections.runner import VIEW_CLASSES
 
 ALICE = CommandMeta(actor="alice")
@@ -56,7 +56,58 @@ def _story(app):
     app.change_tier(ALICE, account_id, Tier.PREFERRED_SUPPLIER, "priority deliveries")
     for stage in (Stage.AWARENESS, Stage.DISSOLUTION, Stage.EXPLORATION, Stage.AWARENESS):
         app.change_stage(CommandMeta("dave"), account_id, stage, "review")
+    _complaints(app, account_id, ann.created_id)
     return account_id
+
+
+def _complaints(app, account_id, contact_id):
+    """One complaint through its whole lifecycle, reopened once; one left open."""
+    complaint = app.file_complaint(
+        ALICE,
+        account_id,
+        category="delivery",
+        severity=ComplaintSeverity.CRITICAL,
+        description="Pallets a week late",
+        channel=Channel.CALL,
+        filed_at=EARLIER,
+        contact_id=contact_id,
+    ).created_id
+    at = EARLIER
+    for step, fields in (
+        (app.acknowledge_complaint, {"acknowledged_at": at + timedelta(minutes=30)}),
+        (
+            app.escalate_complaint,
+            {"escalated_to": "carol", "escalated_at": at + timedelta(hours=1)},
+        ),
+        (
+            app.resolve_complaint,
+            {"resolution": "Credit note", "resolved_at": at + timedelta(hours=5)},
+        ),
+        (
+            app.reopen_complaint,
+            {"reason": "Late again", "reopened_at": at + timedelta(days=1)},
+        ),
+        (
+            app.resolve_complaint,
+            {
+                "resolution": "New carrier",
+                "root_cause": "Carrier overbooked",
+                "prevention_action": "Second carrier on contract",
+                "resolved_at": at + timedelta(days=2),
+            },
+        ),
+        (app.close_complaint, {"closed_at": at + timedelta(days=2, hours=1)}),
+    ):
+        step(ALICE, account_id, complaint, **fields)
+    app.file_complaint(
+        CommandMeta("erin"),
+        account_id,
+        category="billing",
+        severity=ComplaintSeverity.LOW,
+        description="Invoice twice",
+        channel=Channel.EMAIL,
+        filed_at=EARLIER + timedelta(days=1),
+    )
 
 
 def test_account_view_shows_the_current_state(app, projections, db):

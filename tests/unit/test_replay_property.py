@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from domain.account import Account
 from domain.errors import DomainError
-from domain.values import AccountKind, Channel, Direction, Stage, Tier
+from domain.values import (
+    AccountKind,
+    Channel,
+    ComplaintSeverity,
+    Direction,
+    Stage,
+    Tier,
+)
 
 NOW = datetime(2026, 1, 15, 10, 0, tzinfo=UTC)
 
@@ -21,11 +28,53 @@ commands = st.one_of(
     st.tuples(st.just("manager"), st.sampled_from(["bob", "carol", "dan"])),
     st.tuples(st.just("log"), st.sampled_from(list(Channel))),
     st.tuples(st.just("confirm"), st.integers(min_value=0, max_value=5)),
+    st.tuples(st.just("complain"), st.sampled_from(list(ComplaintSeverity))),
+    st.tuples(
+        st.sampled_from(["acknowledge", "escalate", "resolve", "reopen", "close"]),
+        st.integers(min_value=0, max_value=5),
+    ),
 )
 
 
-def run(account: Account, command: tuple[str, object], logged: list[UUID]) -> None:
+def complain(account: Account, kind: str, arg: object, filed: list[UUID]) -> None:
+    if kind == "complain":
+        complaint_id = UUID(int=1000 + len(filed))
+        account.file_complaint(
+            complaint_id=complaint_id,
+            category="delivery",
+            severity=ComplaintSeverity(str(arg)),
+            description="late",
+            channel=Channel.EMAIL,
+            filed_at=NOW,
+        )
+        filed.append(complaint_id)
+        return
+    if not filed:
+        return
+    complaint_id = filed[int(str(arg)) % len(filed)]
+    if kind == "acknowledge":
+        account.acknowledge_complaint(complaint_id=complaint_id, acknowledged_at=NOW)
+    elif kind == "escalate":
+        account.escalate_complaint(
+            complaint_id=complaint_id, escalated_to="carol", escalated_at=NOW
+        )
+    elif kind == "resolve":
+        account.resolve_complaint(
+            complaint_id=complaint_id, resolution="refund", resolved_at=NOW
+        )
+    elif kind == "reopen":
+        account.reopen_complaint(complaint_id=complaint_id, reason="again", reopened_at=NOW)
+    else:
+        account.close_complaint(complaint_id=complaint_id, closed_at=NOW)
+
+
+def run(
+    account: Account, command: tuple[str, object], logged: list[UUID], filed: list[UUID]
+) -> None:
     kind, arg = command
+    if kind in {"complain", "acknowledge", "escalate", "resolve", "reopen", "close"}:
+        complain(account, kind, arg, filed)
+        return
     if kind == "stage":
         account.change_stage(stage=Stage(str(arg)))
     elif kind == "tier":
@@ -52,9 +101,10 @@ def run(account: Account, command: tuple[str, object], logged: list[UUID]) -> No
 def test_any_command_sequence_replays_to_the_same_state(sequence):
     account = Account.open(name="Acme", kind=AccountKind.ORGANIZATION)
     logged: list[UUID] = []
+    filed: list[UUID] = []
     for command in sequence:
         with contextlib.suppress(DomainError):  # a refused command leaves no event
-            run(account, command, logged)
+            run(account, command, logged, filed)
     state: Account | None = None
     for event in account.collect_events():
         state = event.mutate(state)  # type: ignore[arg-type]
