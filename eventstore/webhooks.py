@@ -100,10 +100,15 @@ class Backoff:
 
 def validate_registration(url: str, secret: str, types: Sequence[str]) -> None:
     """Refuse what could never be delivered, with the field to fix."""
-    parts = urlsplit(url)
+    msg = f"url must be an absolute http(s) URL of at most {MAX_URL_LENGTH} characters"
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number raises here
+        httpx.URL(url)  # what the sender will parse: host encoding, characters
+    except (ValueError, httpx.InvalidURL):
+        raise InvalidValue("url", msg) from None
     absolute = parts.scheme in {"http", "https"} and bool(parts.hostname)
-    if len(url) > MAX_URL_LENGTH or not absolute:
-        msg = f"url must be an absolute http(s) URL of at most {MAX_URL_LENGTH} characters"
+    if len(url) > MAX_URL_LENGTH or not absolute or url != url.strip():
         raise InvalidValue("url", msg)
     if not MIN_SECRET_LENGTH <= len(secret) <= MAX_SECRET_LENGTH:
         msg = f"secret must be {MIN_SECRET_LENGTH} to {MAX_SECRET_LENGTH} characters"
@@ -111,6 +116,12 @@ def validate_registration(url: str, secret: str, types: Sequence[str]) -> None:
     unknown = sorted(set(types) - set(EVENT_TYPES))
     if unknown:
         raise InvalidValue("types", f"unknown event types: {', '.join(unknown)}")
+
+
+def _check_after(after: int, head: int) -> None:
+    if not 0 <= after <= head:
+        msg = f"after must be a position from 0 to the newest, {head}"
+        raise InvalidValue("after", msg)
 
 
 class WebhookStore:
@@ -128,18 +139,28 @@ class WebhookStore:
     ) -> dict[str, Any]:
         """A new webhook, delivering the events after ``after`` (by default, from now)."""
         validate_registration(url, secret, types)
-        if after is not None and after < 0:
-            raise InvalidValue("after", "after is a position, 0 or more")
-        head = SQL("(SELECT coalesce(max(notification_id), 0) FROM {})").format(self.events)
-        start = SQL("%s::bigint") if after is not None else head
+        head = await self._head()
+        if after is not None:
+            _check_after(after, head)
         sql = SQL(
             "INSERT INTO {} (id, url, types, secret, created_by, position)"
-            " VALUES (%s, %s, %s, %s, %s, {}) RETURNING *"
-        ).format(self.webhooks, start)
-        params: list[Any] = [uuid4(), url, sorted(set(types)), secret, actor]
-        if after is not None:
-            params.append(after)
+            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *"
+        ).format(self.webhooks)
+        params = [
+            uuid4(),
+            url,
+            sorted(set(types)),
+            secret,
+            actor,
+            head if after is None else after,
+        ]
         return await self._one(sql, params)  # type: ignore[return-value]
+
+    async def _head(self) -> int:
+        """The newest position; positions below it never appear later."""
+        sql = SQL("SELECT coalesce(max(notification_id), 0) AS head FROM {}")
+        row = await self._one(sql.format(self.events), [])
+        return 0 if row is None else int(row["head"])
 
     async def get(self, webhook_id: UUID) -> dict[str, Any] | None:
         return await self._one(
@@ -170,8 +191,7 @@ class WebhookStore:
 
     async def replay(self, webhook_id: UUID, after: int) -> dict[str, Any] | None:
         """Deliver again every event after ``after``, at once; a lease held is revoked."""
-        if after < 0:
-            raise InvalidValue("after", "after is a position, 0 or more")
+        _check_after(after, await self._head())
         return await self._one(
             SQL(
                 "UPDATE {} SET position = %s, failures = 0, last_error = NULL,"
@@ -288,8 +308,11 @@ class WebhookStore:
         return await self._one(sql, [position, webhook_id, owner]) is not None
 
     async def release(self, webhook_id: UUID, owner: UUID) -> None:
+        """Give the webhook back; served now, it goes behind the others that
+        are due (a failed one keeps its later retry time)."""
         sql = SQL(
-            "UPDATE {} SET leased_by = NULL, leased_until = NULL"
+            "UPDATE {} SET leased_by = NULL, leased_until = NULL,"
+            " next_attempt_at = greatest(next_attempt_at, clock_timestamp())"
             " WHERE id = %s AND leased_by = %s"
         ).format(self.webhooks)
         async with self.pool.connection() as conn:
@@ -390,10 +413,27 @@ class WebhookDispatcher:
             )
             wanted = set(webhook["types"])
             matching = [r for r in recorded if not wanted or _type(r) in wanted]
-            entries = await asyncio.to_thread(
-                self.audit.entries, matching, withhold_personal=True
-            )
             failures = webhook["failures"]
+            try:
+                entries = await asyncio.to_thread(
+                    self.audit.entries, matching, withhold_personal=True
+                )
+            except Exception as exc:
+                # Not the receiver's fault, yet just as visible: a failed attempt.
+                log.exception(
+                    "webhook %s: events after %d unreadable",
+                    webhook_id,
+                    webhook["position"],
+                )
+                attempt = _failure(matching[0], failures + 1, f"event unreadable: {exc}")
+                await self.store.record(
+                    webhook,
+                    self.owner,
+                    attempt,
+                    self.lease_seconds,
+                    self.backoff.delay(failures + 1),
+                )
+                return
             for entry in entries:
                 attempt = await self._post(client, webhook, entry, failures + 1)
                 retry_in = None if attempt.delivered else self.backoff.delay(failures + 1)
@@ -437,14 +477,21 @@ class WebhookDispatcher:
         status: int | None = None
         error: str | None = None
         try:
-            response = await client.post(webhook["url"], content=body, headers=headers)
-            status = response.status_code
-            if not response.is_success:
-                error = f"HTTP {status} {response.reason_phrase}".strip()
-        except httpx.TimeoutException:
-            error = f"no answer within {self.timeout:g} s"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            # The whole exchange within the timeout, and the answer's body is
+            # never read: a receiver that trickles cannot hold a lease past it.
+            async with (
+                asyncio.timeout(self.timeout),
+                client.stream(
+                    "POST", webhook["url"], content=body, headers=headers
+                ) as answer,
+            ):
+                status = answer.status_code
+                if not answer.is_success:
+                    error = f"HTTP {status} {answer.reason_phrase}".strip()
+        except (TimeoutError, httpx.TimeoutException):
+            status, error = None, f"no answer within {self.timeout:g} s"
+        except Exception as exc:  # noqa: BLE001 - every failure is an attempt that failed
+            status, error = None, f"{type(exc).__name__}: {exc}".rstrip(": ")
         return Attempt(
             position=recorded.position,
             event_id=recorded.event_id,
@@ -455,6 +502,19 @@ class WebhookDispatcher:
             error=error[:ERROR_TEXT_LIMIT] if error else None,
             delivered=error is None,
         )
+
+
+def _failure(recorded: RecordedEvent, number: int, error: str) -> Attempt:
+    return Attempt(
+        position=recorded.position,
+        event_id=recorded.event_id,
+        number=number,
+        at=datetime.now(UTC),
+        duration_ms=0,
+        status_code=None,
+        error=error[:ERROR_TEXT_LIMIT],
+        delivered=False,
+    )
 
 
 def _type(recorded: RecordedEvent) -> str:

@@ -27,6 +27,8 @@ IDLE_SECONDS = 1.0
 # initialisation timeout" (strawberry closes with it), so this is 4413: like
 # HTTP 413, more was waiting for the client than the server keeps for it.
 SLOW_CONSUMER = 4413
+# How long a watchdog waits for its close frame to be taken.
+CLOSE_WAIT_SECONDS = 60.0
 # Watchdogs that are closing a connection, kept until they are done.
 _closing: set[asyncio.Task[None]] = set()
 
@@ -95,9 +97,13 @@ class StallGuard:
         watchdog.add_done_callback(_closing.discard)
         operation.cancel()
         await asyncio.wait([operation])
-        # Closed already (by the client, or by another operation's watchdog).
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await websocket.close(SLOW_CONSUMER, self.reason())
+        # Closed already (by the client, or by another operation's watchdog);
+        # or the close frame cannot get past what the client has not read: the
+        # keepalive drops a client that never reads again.
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect, TimeoutError):
+            await asyncio.wait_for(
+                websocket.close(SLOW_CONSUMER, self.reason()), CLOSE_WAIT_SECONDS
+            )
 
 
 @strawberry.type

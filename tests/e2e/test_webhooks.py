@@ -116,6 +116,17 @@ def write_account(app, interactions: int) -> tuple[UUID, list[int]]:
     return opened.account_id, [opened.position, *logged]
 
 
+def write_interaction(app, account_id: UUID) -> int:
+    return app.log_interaction(
+        CommandMeta("writer"),
+        account_id,
+        channel=Channel.CALL,
+        direction=Direction.OUTBOUND,
+        occurred_at=datetime.now(tz=UTC) - timedelta(minutes=1),
+        summary="Call",
+    ).position
+
+
 def assert_signed(request: Request) -> None:
     """As a receiver checks it, computed here independently of the sender's code."""
     timestamp = request.headers["Rapport-Timestamp"]
@@ -128,8 +139,8 @@ def assert_signed(request: Request) -> None:
 
 
 REGISTER = """
-mutation($url: String!, $secret: String!, $types: [String!]) {
-  registerWebhook(url: $url, secret: $secret, types: $types) {
+mutation($url: String!, $secret: String!, $types: [String!], $after: Position) {
+  registerWebhook(url: $url, secret: $secret, types: $types, after: $after) {
     __typename
     ... on Webhook { id position }
     ... on ValidationError { field code message }
@@ -212,6 +223,10 @@ def test_a_receiver_that_fails_for_a_while_gets_every_event_once_in_order_signed
         ({"url": "/relative", "secret": SECRET}, "url"),
         ({"url": "http://example.com/hook", "secret": "short"}, "secret"),
         ({"url": "http://example.com/hook", "secret": SECRET, "types": ["Nope"]}, "types"),
+        ({"url": "http://example.com:port/hook", "secret": SECRET}, "url"),
+        ({"url": "http://[::1/hook", "secret": SECRET}, "url"),
+        ({"url": "http://example.com/hook", "secret": SECRET, "after": 10**12}, "after"),
+        ({"url": "http://example.com/hook", "secret": SECRET, "after": -1}, "after"),
     ],
 )
 def test_a_registration_that_could_never_deliver_is_refused_and_nothing_stored(
@@ -275,3 +290,47 @@ def test_two_dispatchers_deliver_each_event_once(app, database_url):
     for delivered in by_webhook.values():
         mine = [p for p in delivered if p in set(positions)]
         assert mine == positions  # each once, in order, whoever sent it
+
+
+def test_busy_webhooks_take_turns(app, database_url):
+    """With fewer delivery slots than webhooks and writes that never pause,
+    every webhook is served, not only the first ones."""
+    audit = Audit(app)
+    start = app.recorder.max_notification_id() or 0
+    account_id, _ = write_account(app, 0)
+    writing = threading.Event()
+    writing.set()
+
+    def write() -> None:
+        while writing.is_set():
+            write_interaction(app, account_id)
+
+    async def run(url: str) -> None:
+        async with AsyncConnectionPool(
+            database_url, kwargs={"row_factory": dict_row, "autocommit": True}
+        ) as pool:
+            store = WebhookStore(pool, audit)
+            hooks = [
+                await store.register(
+                    url=url, secret=SECRET, types=[], actor="t", after=start
+                )
+                for _ in range(3)
+            ]
+            dispatcher = WebhookDispatcher(store, audit, concurrency=1)
+            stop = asyncio.Event()
+            task = asyncio.create_task(dispatcher.run(stop, 0.05))
+            served = lambda: {r.headers["Rapport-Webhook-Id"] for r in hook.requests}  # noqa: E731
+            await asyncio.to_thread(wait_for, lambda: len(served()) == len(hooks), 30)
+            stop.set()
+            await task
+            for registered in hooks:
+                await store.remove(registered["id"])
+
+    writer = threading.Thread(target=write)
+    with receiver(lambda _: 200) as hook:
+        writer.start()
+        try:
+            asyncio.run(run(hook.url))
+        finally:
+            writing.clear()
+            writer.join()
