@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -13,8 +14,9 @@ from pathlib import Path
 from typing import Never
 from uuid import UUID
 
+from api.auth import Role
 from api.settings import Settings
-from eventstore.database import resolve_database_url
+from eventstore.database import DEFAULT_DATA_DIR, resolve_database_url
 from eventstore.recorder import recorder_of
 
 
@@ -24,7 +26,21 @@ def _serve(args: argparse.Namespace) -> int:
     from api.app import create_app  # noqa: PLC0415
 
     settings = Settings.from_env()
-    app = create_app(settings, resolve_database_url())
+    database_url = resolve_database_url()
+    if not os.environ.get("DATABASE_URL"):
+        # A development machine (the embedded database): a key to start with.
+        from api.runtime import development_key, open_store  # noqa: PLC0415
+
+        store, _projections = open_store(database_url)
+        key = development_key(store, development_key_path())
+        store.close()
+        print(  # noqa: T201
+            f"Development API key (role admin, actor developer), kept in "
+            f"{development_key_path()}:\n  {key}\n"
+            f"Send it as the header  Authorization: Bearer {key}",
+            flush=True,
+        )
+    app = create_app(settings, database_url)
     print(f"Rapport GraphQL at http://{settings.host}:{settings.port}/graphql", flush=True)  # noqa: T201
     # This implementation waits for room in the write buffer before it writes
     # a message, which the subscriptions' slow-consumer cut-off relies on.
@@ -35,6 +51,42 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         ws="websockets-sansio",
     )
+    return 0
+
+
+def development_key_path() -> Path:
+    data_dir = Path(os.environ.get("RAPPORT_DATA_DIR", str(DEFAULT_DATA_DIR)))
+    return data_dir.parent / "dev-key"
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from api.auth import key_row_text  # noqa: PLC0415
+    from api.runtime import api_keys_of, open_store  # noqa: PLC0415
+
+    app, _projections = open_store(resolve_database_url())
+    keys = api_keys_of(app)
+    try:
+        with recorder_of(app).datastore.transaction(commit=True) as cur:
+            if args.action == "create":
+                issued = keys.create(
+                    cur,
+                    name=args.name or args.actor,
+                    role=Role(args.role),
+                    actor=args.actor,
+                    team=args.team or (),
+                )
+                print(f"created key {issued.id}; it is shown only now:", file=sys.stderr)  # noqa: T201
+                print(issued.key)  # noqa: T201
+            elif args.action == "revoke":
+                if not keys.revoke(cur, args.id):
+                    print(f"no active key {args.id}", file=sys.stderr)  # noqa: T201
+                    return 1
+                print(f"revoked {args.id}")  # noqa: T201
+            else:
+                for row in keys.listing(cur):
+                    print(key_row_text(row))  # noqa: T201
+    finally:
+        app.close()
     return 0
 
 
@@ -233,6 +285,23 @@ def parser() -> argparse.ArgumentParser:
         help="publish personal values as they are (an erasure cannot reach the stream)",
     )
     relay.set_defaults(run=_relay)
+    keys = commands.add_parser("keys", help="create, revoke or list API keys")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser("create", help="make a key and print it (once)")
+    create.add_argument("--role", required=True, choices=[str(role) for role in Role])
+    create.add_argument(
+        "--actor", required=True, help="the name stamped on the events it causes"
+    )
+    create.add_argument("--name", help="what the key is for (default: the actor)")
+    create.add_argument(
+        "--team",
+        type=lambda text: [t.strip() for t in text.split(",") if t.strip()],
+        help="for a manager: the agents (actors) whose accounts they oversee, a,b,c",
+    )
+    revoke = key_actions.add_parser("revoke", help="stop a key from working")
+    revoke.add_argument("id", type=UUID)
+    key_actions.add_parser("list", help="every key, revoked ones too (never the secret)")
+    keys.set_defaults(run=_keys)
     rebuild = commands.add_parser("rebuild", help="replay views from the first event")
     rebuild.add_argument("views", nargs="*", help="view names (default: all)")
     rebuild.set_defaults(run=_rebuild)

@@ -7,20 +7,25 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import strawberry
+from fastapi import HTTPException
 from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
+from api.auth import Principal, Unauthenticated
 from api.runtime import Runtime
+from domain.account import Account
 from domain.application import CommandMeta
+from domain.errors import AccountNotFound
 from projections import queries
 
 K = TypeVar("K")
 V = TypeVar("V")
 
-ACTOR_HEADER = "x-actor"
 CORRELATION_HEADER = "x-correlation-id"
-ANONYMOUS = "anonymous"
+API_KEY_HEADER = "x-api-key"
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rapport"'}
 
 
 def _uuid_or_new(text: str | None) -> UUID:
@@ -31,13 +36,16 @@ def _uuid_or_new(text: str | None) -> UUID:
 
 
 class Context(BaseContext):
-    def __init__(self, runtime: Runtime, actor: str, correlation_id: UUID) -> None:
+    def __init__(
+        self, runtime: Runtime, principal: Principal | None, correlation_id: UUID
+    ) -> None:
         super().__init__()
         self.runtime = runtime
-        self.actor = actor
+        self.principal = principal
+        """None only on a websocket until its connection_init carried credentials."""
         self.correlation_id = correlation_id
         self.accounts: DataLoader[UUID, dict[str, Any] | None] = self._loader(
-            queries.accounts_by_id, None
+            self.reachable_accounts, None
         )
         self.first_interactions: DataLoader[tuple[UUID, int], list[dict[str, Any]]] = (
             DataLoader(load_fn=self._load_first_interactions)
@@ -58,15 +66,47 @@ class Context(BaseContext):
             loader.clear_all()
         self.complaints.clear_all()
 
+    @property
+    def actor(self) -> str:
+        """Who the request is: stamped on every event it causes."""
+        if self.principal is None:
+            raise Unauthenticated("no credentials")
+        return self.principal.actor
+
+    def managers(self) -> list[str] | None:
+        """Whose accounts the request may reach; None: everyone's."""
+        allowed = None if self.principal is None else self.principal.managers()
+        return None if allowed is None else sorted(allowed)
+
     def command_meta(self) -> CommandMeta:
-        """Each mutation is a command of its own, caused by the request."""
+        """Each mutation is a command of its own, caused by the request, and
+        allowed only on accounts the principal may act on (before and after)."""
         command_id = uuid4()
+        principal = self.principal
+        if principal is None:
+            raise Unauthenticated("no credentials")
+
+        def authorize(account: Account) -> None:
+            if not principal.may_act_on(account.manager):
+                raise AccountNotFound(f"account {account.id} does not exist")
+
         return CommandMeta(
-            actor=self.actor,
+            actor=principal.actor,
             command_id=command_id,
             correlation_id=self.correlation_id,
             causation_id=command_id,
+            authorize=authorize,
         )
+
+    async def reachable_accounts(
+        self, conn: queries.Conn, ids: Sequence[UUID]
+    ) -> dict[UUID, dict[str, Any]]:
+        """Accounts by id, those out of the principal's reach left out."""
+        found = await queries.accounts_by_id(conn, ids)
+        principal = self.principal
+        if principal is None:
+            return {}
+        return {k: row for k, row in found.items() if principal.may_act_on(row["manager"])}
 
     async def _load_first_interactions(
         self, keys: list[tuple[UUID, int]]
@@ -108,12 +148,47 @@ class Context(BaseContext):
 Info = strawberry.Info[Context, None]
 
 
-def context_getter(request: HTTPConnection) -> Context:
-    """For HTTP requests and for the websockets of subscriptions alike."""
+def credential_in(values: dict[str, Any] | Any) -> str | None:
+    """``Authorization: Bearer <key or token>``, or ``X-API-Key: <key>``."""
+    authorization = str(values.get("authorization") or values.get("Authorization") or "")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    key = str(values.get(API_KEY_HEADER) or values.get("apiKey") or "").strip()
+    return key or None
+
+
+async def context_getter(request: HTTPConnection) -> Context:
+    """For HTTP requests and for the websockets of subscriptions alike.
+
+    Every request needs credentials (401 otherwise), except the GraphiQL page
+    itself and a websocket, which may send them in its connection_init.
+    """
     runtime: Runtime = request.app.state.runtime
-    actor = (request.headers.get(ACTOR_HEADER) or ANONYMOUS).strip()[:200] or ANONYMOUS
+    credential = credential_in(request.headers)
+    principal = None
+    if credential is not None:
+        try:
+            principal = await runtime.authenticate(credential)
+        except Unauthenticated as refused:
+            raise HTTPException(401, str(refused), headers=CHALLENGE) from None
+    elif not isinstance(request, WebSocket) and not _ide_page(request):
+        raise HTTPException(
+            401,
+            "credentials required: Authorization: Bearer <API key or token>",
+            headers=CHALLENGE,
+        )
     return Context(
         runtime=runtime,
-        actor=actor,
+        principal=principal,
         correlation_id=_uuid_or_new(request.headers.get(CORRELATION_HEADER)),
+    )
+
+
+def _ide_page(request: HTTPConnection) -> bool:
+    """GraphiQL's own page: a GET that asks for HTML and carries no query."""
+    return (
+        request.scope.get("method") == "GET"
+        and "query" not in request.query_params
+        and "text/html" in request.headers.get("accept", "")
     )

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 from psycopg import AsyncConnection
@@ -16,6 +17,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import AsyncConnectionPool
 
+from api.auth import KEY_PREFIX, ApiKeys, JwtSettings, JwtVerifier, Principal, Role
 from api.settings import Settings
 from domain.application import Accounts
 from eventstore.audit import Audit
@@ -46,7 +48,33 @@ def open_store(
     if migrate:
         projections.migrate()
         drop_snapshots_before_sealing(app)
+        with recorder_of(app).datastore.transaction(commit=True) as cur:
+            for statement in api_keys_of(app).create_statements():
+                cur.execute(statement)
     return app, projections
+
+
+def api_keys_of(app: Accounts) -> ApiKeys:
+    """The API keys, kept beside the events."""
+    return ApiKeys(recorder_of(app).datastore.schema)
+
+
+def development_key(app: Accounts, path: Path) -> str:
+    """An admin key for a development machine, kept in ``path`` and made once.
+
+    Made again if the file is gone or its key was revoked.
+    """
+    keys = api_keys_of(app)
+    with recorder_of(app).datastore.transaction(commit=True) as cur:
+        if path.exists():
+            key = path.read_text().strip()
+            if keys.look_up(cur, key) is not None:
+                return key
+        issued = keys.create(cur, name="development", role=Role.ADMIN, actor="developer")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(issued.key + "\n")
+    return issued.key
 
 
 def grant_least_privilege(app: Accounts, projections: Projections, role: str) -> None:
@@ -90,6 +118,7 @@ def grant_least_privilege(app: Accounts, projections: Projections, role: str) ->
             SQL(", ").join(view_tables), who
         ),
         SQL("GRANT SELECT ON stage_durations, tier_durations TO {}").format(who),
+        *api_keys_of(app).grant_statements(who),
     ]
     with recorder.datastore.transaction(commit=True) as cur:
         for statement in statements:
@@ -202,6 +231,15 @@ class Runtime:
         )
         self.events = EventFeed(database_url, recorder_of(self.app).channel_name)
         self.webhooks = WebhookStore(self.pool, self.audit)
+        self.api_keys = api_keys_of(self.app)
+        self.tokens = JwtVerifier(
+            JwtSettings(
+                secret=settings.jwt_secret,
+                jwks_url=settings.jwks_url,
+                audience=settings.jwt_audience,
+                issuer=settings.jwt_issuer,
+            )
+        )
         self._webhooks_stop = asyncio.Event()
         self._webhooks_task: asyncio.Task[None] | None = None
         self.executor = ThreadPoolExecutor(
@@ -244,6 +282,12 @@ class Runtime:
         await self.pool.close()
         await asyncio.to_thread(self.executor.shutdown, wait=True)
         await asyncio.to_thread(self.app.close)
+
+    async def authenticate(self, credential: str) -> Principal:
+        """An API key (``rk_…``) or a JWT; ``Unauthenticated`` if it does not hold."""
+        if credential.startswith(f"{KEY_PREFIX}_"):
+            return await self.api_keys.authenticate(self.pool, credential)
+        return await self.tokens.authenticate(credential)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a synchronous (eventsourcing) call off the event loop."""

@@ -37,6 +37,12 @@ class Settings:
     """Times to acknowledge and to resolve a complaint, per severity."""
     subscriber_stall_seconds: float = 30.0
     """How long one message to a subscriber may wait to be sent before it is cut off."""
+    jwt_secret: str | None = None
+    """Accept bearer JWTs signed with this HS256 secret."""
+    jwks_url: str | None = None
+    """Or accept JWTs signed by a key of this JWKS (RS256, ES256, EdDSA)."""
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -76,4 +82,8 @@ class Settings:
                     "RAPPORT_SUBSCRIBER_STALL_SECONDS", cls.subscriber_stall_seconds
                 )
             ),
+            jwt_secret=os.environ.get("RAPPORT_JWT_SECRET") or None,
+            jwks_url=os.environ.get("RAPPORT_JWKS_URL") or None,
+            jwt_audience=os.environ.get("RAPPORT_JWT_AUDIENCE") or None,
+            jwt_issuer=os.environ.get("RAPPORT_JWT_ISSUER") or None,
         )

@@ -32,7 +32,8 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 from psycopg.sql import SQL, Identifier
 
-from api.runtime import open_store
+from api.auth import Role
+from api.runtime import api_keys_of, open_store
 from domain.account import Account
 from domain.application import Accounts, CommandMeta
 from domain.errors import ConcurrencyConflict
@@ -398,6 +399,8 @@ def graphql_load(url: str, app: Accounts, scale: Scale, results: Results) -> Non
         for _ in range(25):
             _log(app, account_id)
         accounts.append(str(account_id))
+    with recorder_of(app).datastore.transaction(commit=True) as cur:
+        key = api_keys_of(app).create(cur, name="bench", role=Role.ADMIN, actor="bench").key
     port = _free_port()
     env = os.environ | {
         "DATABASE_URL": url,
@@ -431,6 +434,7 @@ def graphql_load(url: str, app: Accounts, scale: Scale, results: Results) -> Non
                 check=True,
                 capture_output=True,
                 text=True,
+                env=os.environ | {"RAPPORT_BENCH_KEY": key},
             )
             load = json.loads(out.stdout)
             latencies = load["latencies_ms"]

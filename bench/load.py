@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -77,7 +78,10 @@ async def run(
     latencies: list[float] = []
     errors: list[str] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+    headers = {"Authorization": f"Bearer {os.environ['RAPPORT_BENCH_KEY']}"}
+    async with httpx.AsyncClient(
+        base_url=url, limits=limits, timeout=60, headers=headers
+    ) as http:
         await http.post("/graphql", json=_request("query", accounts[0]))  # warm up
         cycle = itertools.cycle(accounts)
         started = time.monotonic()

@@ -47,6 +47,13 @@ class CommandMeta:
     command_id: UUID = field(default_factory=uuid4)
     correlation_id: UUID = field(default_factory=uuid4)
     causation_id: UUID | None = None
+    authorize: Callable[[Account], None] | None = field(default=None, compare=False)
+    """Raises if the actor may not act on this account: called with the state
+    a command starts from and with the state it leaves."""
+
+    def allows(self, account: Account) -> None:
+        if self.authorize is not None:
+            self.authorize(account)
 
 
 @dataclass(frozen=True)
@@ -185,7 +192,9 @@ class Accounts(Application[UUID]):
         channels: tuple[ContactChannel, ...] = (),
         special_requirements: str = "",
         purchase_characteristics: str = "",
+        manager: str | None = None,
     ) -> Outcome:
+        """With ``manager``, the account is opened and assigned in one step."""
         account = Account.open(
             account_id=account_id,
             name=name,
@@ -196,6 +205,8 @@ class Accounts(Application[UUID]):
             special_requirements=special_requirements,
             purchase_characteristics=purchase_characteristics,
         )
+        if manager is not None:
+            account.assign_manager(manager=manager, reason="opened by its manager")
         try:
             return self._save(account, meta)
         except IntegrityError:
@@ -595,6 +606,7 @@ class Accounts(Application[UUID]):
         """
         for attempt in range(CONFLICT_RETRIES + 1):
             account = self.get_account(account_id)
+            meta.allows(account)
             if expected_version is not None and account.version != expected_version:
                 raise ConcurrencyConflict(expected_version, account.version)
             command(account)
@@ -609,6 +621,7 @@ class Accounts(Application[UUID]):
     def _save(
         self, account: Account, meta: CommandMeta, created_id: UUID | None = None
     ) -> Outcome:
+        meta.allows(account)
         recordings = self.save(account, meta=meta)
         return Outcome(
             account_id=account.id,

@@ -106,6 +106,7 @@ class Audit:
         after_version: int = 0,
         limit: int = 50,
         types: Sequence[str] = (),
+        withhold_personal: bool = False,
     ) -> list[HistoryEntry]:
         """The account's events after ``after_version``, oldest first."""
         unknown = sorted(set(types) - set(EVENT_TYPES))
@@ -115,7 +116,7 @@ class Audit:
         recorded = self.recorder.account_events(
             account_id, after_version=after_version, limit=limit, topics=topics
         )
-        return self.entries(recorded)
+        return self.entries(recorded, withhold_personal=withhold_personal)
 
     def entries(
         self, recorded: Sequence[RecordedEvent], *, withhold_personal: bool = False

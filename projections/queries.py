@@ -33,6 +33,8 @@ class AccountFilter:
     stage: str | None = None
     manager: str | None = None
     search: str | None = None
+    managers: Sequence[str] | None = None
+    """Only accounts managed by one of these (None: any)."""
 
 
 async def accounts_by_id(conn: Conn, ids: Sequence[UUID]) -> dict[UUID, Row]:
@@ -53,6 +55,9 @@ async def list_accounts(
         if value is not None:
             clauses.append(SQL("{} = %s").format(Identifier(column)))
             params.append(value)
+    if where.managers is not None:
+        clauses.append(SQL("manager = ANY(%s)"))
+        params.append(list(where.managers))
     if where.search:
         clauses.append(SQL("name ILIKE %s"))
         params.append("%" + _escape_like(where.search) + "%")
@@ -126,6 +131,8 @@ class ComplaintFilter:
     breached: bool | None = None
     account_id: UUID | None = None
     manager: str | None = None
+    managers: Sequence[str] | None = None
+    """Only complaints of accounts managed by one of these (None: any)."""
 
 
 def _complaints_with_targets(
@@ -183,6 +190,9 @@ async def list_complaints(
         if value is not None:
             clauses.append(SQL("{} = %s").format(Identifier(column)))
             params.append(value)
+    if where.managers is not None:
+        clauses.append(SQL("manager = ANY(%s)"))
+        params.append(list(where.managers))
     if where.breached is not None:
         clauses.append(SQL("(acknowledge_breached OR resolve_breached) = %s"))
         params.append(where.breached)

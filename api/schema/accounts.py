@@ -9,6 +9,7 @@ from uuid import UUID
 import strawberry
 
 from api.context import Info
+from api.schema.access import personal
 from api.schema.history import HistoryEvent, account_history
 from api.schema.scalars import (
     AccountKind,
@@ -34,10 +35,10 @@ if TYPE_CHECKING:
 
 @strawberry.type
 class Address:
-    street: str
-    city: str
-    postal_code: str
-    country: str
+    street: str = strawberry.field(extensions=personal())
+    city: str = strawberry.field(extensions=personal())
+    postal_code: str = strawberry.field(extensions=personal())
+    country: str = strawberry.field(extensions=personal())
 
 
 @strawberry.type
@@ -49,13 +50,13 @@ class ContactChannel:
 @strawberry.type
 class Contact:
     id: UUID
-    name: str
+    name: str = strawberry.field(extensions=personal())
     role: str
     influence: Influence
-    email: str | None
-    phone: str | None
-    birthday: date | None
-    preferences: str
+    email: str | None = strawberry.field(extensions=personal())
+    phone: str | None = strawberry.field(extensions=personal())
+    birthday: date | None = strawberry.field(extensions=personal())
+    preferences: str = strawberry.field(extensions=personal())
     erased: bool = strawberry.field(
         description="The contact's personal data was erased: its fields read [erased]."
     )
@@ -134,15 +135,15 @@ class Interaction:
     channel: Channel
     direction: Direction
     occurred_at: datetime
-    participants: list[str]
-    summary: str
-    outcome: str
+    participants: list[str] = strawberry.field(extensions=personal())
+    summary: str = strawberry.field(extensions=personal())
+    outcome: str = strawberry.field(extensions=personal())
     effort_minutes: int
     oral: bool
     logged_by: str
     confirmed_at: datetime | None
     confirmation_channel: Channel | None
-    confirmation_note: str | None
+    confirmation_note: str | None = strawberry.field(extensions=personal())
 
     @strawberry.field(description="An oral interaction not yet confirmed in writing.")
     def awaiting_confirmation(self) -> bool:
@@ -174,13 +175,13 @@ class Interaction:
 class AccountProfile:
     id: UUID
     version: int
-    name: str
+    name: str = strawberry.field(extensions=personal())
     kind: AccountKind
     business_category: str
     address: Address
-    channels: list[ContactChannel]
-    special_requirements: str
-    purchase_characteristics: str
+    channels: list[ContactChannel] = strawberry.field(extensions=personal())
+    special_requirements: str = strawberry.field(extensions=personal())
+    purchase_characteristics: str = strawberry.field(extensions=personal())
     tier: Tier
     stage: Stage
     relationship_type: RelationshipType | None
@@ -365,6 +366,7 @@ class AccountQueries:
                     stage=where.stage.value if where.stage else None,
                     manager=where.manager,
                     search=where.search,
+                    managers=info.context.managers(),
                 ),
                 limit + 1,
                 key,

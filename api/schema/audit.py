@@ -11,6 +11,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from api.context import Info
+from api.schema.access import AUDITORS, allow
 from api.schema.accounts import AccountProfile, Address, Contact, ContactChannel
 from api.schema.scalars import (
     InvalidArgument,
@@ -107,7 +108,10 @@ class AuditReport:
 
 @strawberry.type
 class AuditQueries:
-    @strawberry.field(description="Recompute the hash chain over every stored event.")
+    @strawberry.field(
+        description="Recompute the hash chain over every stored event.",
+        extensions=allow(*AUDITORS),
+    )
     async def audit_report(self, info: Info) -> AuditReport:
         runtime = info.context.runtime
         report = await runtime.call(verify, runtime.audit.recorder)
@@ -131,7 +135,8 @@ class AuditQueries:
 
     @strawberry.field(
         description="The account at a past version, or as it stood at a moment; "
-        "null if it did not exist yet."
+        "null if it did not exist yet.",
+        extensions=allow(*AUDITORS),
     )
     async def account_at(
         self,
@@ -150,7 +155,8 @@ class AuditQueries:
 
     @strawberry.field(
         description="Field by field, what changed after fromVersion up to toVersion, "
-        "and who changed it."
+        "and who changed it.",
+        extensions=allow(*AUDITORS),
     )
     async def account_changes(
         self, info: Info, id: UUID, from_version: int, to_version: int

@@ -10,6 +10,7 @@ from uuid import UUID
 import strawberry
 
 from api.context import Info
+from api.schema.access import WRITERS, allow, personal
 from api.schema.accounts import Account, Contact
 from api.schema.errors import (
     ConcurrencyConflict,
@@ -53,7 +54,7 @@ class Complaint:
     category: str
     severity: ComplaintSeverity
     status: ComplaintStatus
-    description: str
+    description: str = strawberry.field(extensions=personal())
     channel: Channel
     contact_id: UUID | None
     manager: str | None = strawberry.field(description="The account's manager now.")
@@ -63,16 +64,16 @@ class Complaint:
     escalation_level: int = strawberry.field(description="0 until escalated.")
     escalated_to: str | None
     escalated_at: datetime | None
-    escalation_reason: str | None
+    escalation_reason: str | None = strawberry.field(extensions=personal())
     resolved_at: datetime | None = strawberry.field(
         description="The resolution that holds; null again once reopened."
     )
-    resolution: str | None
-    root_cause: str | None
-    prevention_action: str | None
+    resolution: str | None = strawberry.field(extensions=personal())
+    root_cause: str | None = strawberry.field(extensions=personal())
+    prevention_action: str | None = strawberry.field(extensions=personal())
     reopen_count: int
     reopened_at: datetime | None
-    reopen_reason: str | None
+    reopen_reason: str | None = strawberry.field(extensions=personal())
     closed_at: datetime | None
     time_to_acknowledge_seconds: float | None
     time_to_resolve_seconds: float | None = strawberry.field(
@@ -204,6 +205,7 @@ class ComplaintQueries:
                     breached=where.breached,
                     account_id=where.account_id,
                     manager=where.manager,
+                    managers=info.context.managers(),
                 ),
                 settings.complaint_targets,
                 limit + 1,
@@ -328,7 +330,8 @@ class CloseComplaintInput(AccountCommandInput):
 class ComplaintMutations:
     @strawberry.mutation(
         description="Record a complaint. Its texts are the account's personal data "
-        "(erased with the account); category, severity and times are not."
+        "(erased with the account); category, severity and times are not.",
+        extensions=allow(*WRITERS),
     )
     async def file_complaint(
         self, info: Info, input: FileComplaintInput
@@ -358,7 +361,9 @@ class ComplaintMutations:
             **await _changed(info, outcome),  # type: ignore[arg-type]
         )
 
-    @strawberry.mutation(description="Once; the time to acknowledge stops here.")
+    @strawberry.mutation(
+        description="Once; the time to acknowledge stops here.", extensions=allow(*WRITERS)
+    )
     async def acknowledge_complaint(
         self, info: Info, input: AcknowledgeComplaintInput
     ) -> AccountResult:
@@ -375,7 +380,10 @@ class ComplaintMutations:
             ),
         )
 
-    @strawberry.mutation(description="While unresolved, each time to a higher level.")
+    @strawberry.mutation(
+        description="While unresolved, each time to a higher level.",
+        extensions=allow(*WRITERS),
+    )
     async def escalate_complaint(
         self, info: Info, input: EscalateComplaintInput
     ) -> AccountResult:
@@ -395,7 +403,10 @@ class ComplaintMutations:
             ),
         )
 
-    @strawberry.mutation(description="Only an acknowledged complaint is resolved.")
+    @strawberry.mutation(
+        description="Only an acknowledged complaint is resolved.",
+        extensions=allow(*WRITERS),
+    )
     async def resolve_complaint(
         self, info: Info, input: ResolveComplaintInput
     ) -> AccountResult:
@@ -417,7 +428,8 @@ class ComplaintMutations:
 
     @strawberry.mutation(
         description="A resolved complaint whose resolution did not hold; a closed "
-        "one is final (file a new complaint)."
+        "one is final (file a new complaint).",
+        extensions=allow(*WRITERS),
     )
     async def reopen_complaint(
         self, info: Info, input: ReopenComplaintInput
@@ -436,7 +448,10 @@ class ComplaintMutations:
             ),
         )
 
-    @strawberry.mutation(description="Only a resolved complaint; closed is final.")
+    @strawberry.mutation(
+        description="Only a resolved complaint; closed is final.",
+        extensions=allow(*WRITERS),
+    )
     async def close_complaint(
         self, info: Info, input: CloseComplaintInput
     ) -> AccountResult:

@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from api.context import Info
+from api.schema.access import principal_of
 from api.schema.scalars import (
     Connection,
     InvalidArgument,
@@ -68,6 +69,7 @@ async def account_history(
             after_version=after_version,
             limit=limit + 1,
             types=types,
+            withhold_personal=not principal_of(info).sees_personal_data,
         )
     except InvalidValue as error:
         raise InvalidArgument(str(error)) from None

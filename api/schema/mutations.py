@@ -13,6 +13,14 @@ import psycopg
 import strawberry
 
 from api.context import Info
+from api.schema.access import (
+    ADMINS,
+    REASSIGNERS,
+    WRITERS,
+    Forbidden,
+    allow,
+    principal_of,
+)
 from api.schema.accounts import Account
 from api.schema.errors import (
     ConcurrencyConflict,
@@ -128,6 +136,18 @@ async def _account_result(info: Info, command: Command) -> AccountResult:
     return AccountChanged(**await _changed(info, outcome))  # type: ignore[arg-type]
 
 
+def _opening_manager(info: Info, manager: str | None) -> str | None:
+    """Agents and managers open accounts within their reach, by default their own."""
+    principal = principal_of(info)
+    if principal.managers() is None:
+        return manager
+    chosen = manager or principal.actor
+    if not principal.may_act_on(chosen):
+        msg = f"as {principal.role}, {principal.actor} cannot open an account for {chosen}"
+        raise Forbidden(msg)
+    return chosen
+
+
 @strawberry.input
 class AccountCommandInput:
     """What every command on an existing account carries."""
@@ -182,6 +202,11 @@ class OpenAccountInput:
     business_category: str = ""
     address: AddressInput | None = None
     channels: list[ContactChannelInput] | None = None
+    manager: str | None = strawberry.field(
+        default=None,
+        description="Who manages it from the start. Agents and managers open "
+        "accounts they manage: left out, it is themselves.",
+    )
 
 
 @strawberry.input
@@ -296,7 +321,7 @@ class RecordWrittenConfirmationInput(AccountCommandInput):
 
 @strawberry.type
 class AccountMutations:
-    @strawberry.mutation
+    @strawberry.mutation(extensions=allow(*WRITERS))
     async def open_account(self, info: Info, input: OpenAccountInput) -> AccountResult:
         app = info.context.runtime.app
         return await _account_result(
@@ -311,10 +336,11 @@ class AccountMutations:
                 channels=_channels(input.channels) or (),
                 special_requirements=input.special_requirements,
                 purchase_characteristics=input.purchase_characteristics,
+                manager=_opening_manager(info, input.manager),
             ),
         )
 
-    @strawberry.mutation
+    @strawberry.mutation(extensions=allow(*WRITERS))
     async def update_profile(self, info: Info, input: UpdateProfileInput) -> AccountResult:
         app = info.context.runtime.app
         return await _account_result(
@@ -332,7 +358,7 @@ class AccountMutations:
             ),
         )
 
-    @strawberry.mutation
+    @strawberry.mutation(extensions=allow(*WRITERS))
     async def add_contact(self, info: Info, input: AddContactInput) -> AddContactResult:
         app = info.context.runtime.app
         outcome = await _execute(
@@ -356,7 +382,7 @@ class AccountMutations:
         assert outcome.created_id is not None  # noqa: S101 - add_contact creates one
         return ContactAdded(contact_id=outcome.created_id, **await _changed(info, outcome))  # type: ignore[arg-type]
 
-    @strawberry.mutation
+    @strawberry.mutation(extensions=allow(*WRITERS))
     async def update_contact(self, info: Info, input: UpdateContactInput) -> AccountResult:
         app = info.context.runtime.app
         return await _account_result(
@@ -376,7 +402,7 @@ class AccountMutations:
             ),
         )
 
-    @strawberry.mutation
+    @strawberry.mutation(extensions=allow(*WRITERS))
     async def remove_contact(self, info: Info, input: RemoveContactInput) -> AccountResult:
         app = info.context.runtime.app
         return await _account_result(
@@ -394,7 +420,8 @@ class AccountMutations:
         description="Erase a person's personal data (GDPR article 17): the key that "
         "sealed it is destroyed as the erasure is recorded. History still replays, "
         "with the values reading [erased]; tiers, stages, times and amounts stay. "
-        "The erasure is itself an event, PersonalDataErased."
+        "The erasure is itself an event, PersonalDataErased. Admins only.",
+        extensions=allow(*ADMINS),
     )
     async def erase_subject(self, info: Info, input: EraseSubjectInput) -> AccountResult:
         app = info.context.runtime.app
@@ -409,7 +436,11 @@ class AccountMutations:
             ),
         )
 
-    @strawberry.mutation(description="Ownership changes are kept in managerHistory.")
+    @strawberry.mutation(
+        description="Ownership changes are kept in managerHistory. Managers (within "
+        "their team) and admins.",
+        extensions=allow(*REASSIGNERS),
+    )
     async def assign_account_manager(
         self,
         info: Info,
@@ -423,7 +454,7 @@ class AccountMutations:
             ),
         )
 
-    @strawberry.mutation
+    @strawberry.mutation(extensions=allow(*WRITERS))
     async def change_classification(
         self,
         info: Info,
@@ -441,7 +472,7 @@ class AccountMutations:
             ),
         )
 
-    @strawberry.mutation
+    @strawberry.mutation(extensions=allow(*WRITERS))
     async def change_relationship_type(
         self,
         info: Info,
@@ -459,7 +490,9 @@ class AccountMutations:
             ),
         )
 
-    @strawberry.mutation(description="Any direction; a reason is required.")
+    @strawberry.mutation(
+        description="Any direction; a reason is required.", extensions=allow(*WRITERS)
+    )
     async def change_tier(self, info: Info, input: ChangeTierInput) -> AccountResult:
         app = info.context.runtime.app
         return await _account_result(
@@ -471,7 +504,8 @@ class AccountMutations:
 
     @strawberry.mutation(
         description="One step forward (exploration → awareness → expansion → "
-        "commitment), dissolution from any stage, exploration again from dissolution."
+        "commitment), dissolution from any stage, exploration again from dissolution.",
+        extensions=allow(*WRITERS),
     )
     async def change_stage(self, info: Info, input: ChangeStageInput) -> AccountResult:
         app = info.context.runtime.app
@@ -482,7 +516,7 @@ class AccountMutations:
             ),
         )
 
-    @strawberry.mutation
+    @strawberry.mutation(extensions=allow(*WRITERS))
     async def log_interaction(
         self,
         info: Info,
@@ -514,7 +548,8 @@ class AccountMutations:
         )
 
     @strawberry.mutation(
-        description="Only for oral interactions: call, meeting, visit, video."
+        description="Only for oral interactions: call, meeting, visit, video.",
+        extensions=allow(*WRITERS),
     )
     async def record_written_confirmation(
         self,

@@ -12,12 +12,12 @@ import strawberry
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.context import Info
+from api.schema.access import STREAM_READERS, Forbidden, principal_of
 from api.schema.accounts import Account
 from api.schema.history import HistoryEvent
 from api.schema.scalars import InvalidArgument, Position
 from eventstore.audit import EVENT_TYPES
 from eventstore.recorder import RecordedEvent, event_type
-from projections import queries
 
 BATCH = 500
 # How long a subscriber waits for a commit before looking again.
@@ -134,6 +134,11 @@ class Subscription:
             msg = "after is a position, 0 or more"
             raise InvalidArgument(msg)
         recorder = runtime.audit.recorder
+        principal = principal_of(info)
+        if principal.role not in STREAM_READERS:
+            msg = f"forbidden: events needs one of the roles {', '.join(STREAM_READERS)}"
+            raise Forbidden(msg)
+        withhold = not principal.sees_personal_data
 
         def wanted_event(recorded: RecordedEvent) -> bool:
             return (account_id is None or recorded.stored.originator_id == account_id) and (
@@ -150,7 +155,9 @@ class Subscription:
                     await runtime.events.wait(IDLE_SECONDS)
                     continue
                 matching = [r for r in recorded if wanted_event(r)]
-                entries = await runtime.call(runtime.audit.entries, matching)
+                entries = await runtime.call(
+                    runtime.audit.entries, matching, withhold_personal=withhold
+                )
                 for entry in entries:
                     with guard.sending(entry.recorded.position):
                         yield HistoryEvent.from_entry(entry)
@@ -166,7 +173,8 @@ class Subscription:
         async with StallGuard(info) as guard:
             while True:
                 async with runtime.pool.connection() as conn:
-                    row = (await queries.accounts_by_id(conn, [id])).get(id)
+                    # Out of the principal's reach reads as absent: nothing sent.
+                    row = (await info.context.reachable_accounts(conn, [id])).get(id)
                 if row is not None and row["version"] != shown:
                     shown = row["version"]
                     info.context.forget_loaded()

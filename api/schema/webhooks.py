@@ -9,6 +9,7 @@ from uuid import UUID
 import strawberry
 
 from api.context import Info
+from api.schema.access import INTEGRATORS, allow
 from api.schema.errors import NotFoundError, ValidationError
 from api.schema.scalars import InvalidArgument, Position
 from domain.errors import InvalidValue
@@ -110,11 +111,13 @@ def _invalid(error: InvalidValue) -> ValidationError:
 
 @strawberry.type
 class WebhookQueries:
-    @strawberry.field(description="Every webhook, removed ones included.")
+    @strawberry.field(
+        description="Every webhook, removed ones included.", extensions=allow(*INTEGRATORS)
+    )
     async def webhooks(self, info: Info) -> list[Webhook]:
         return [Webhook.from_row(row) for row in await info.context.runtime.webhooks.all()]
 
-    @strawberry.field
+    @strawberry.field(extensions=allow(*INTEGRATORS))
     async def webhook(self, info: Info, id: UUID) -> Webhook | None:
         row = await info.context.runtime.webhooks.get(id)
         return None if row is None else Webhook.from_row(row)
@@ -124,7 +127,8 @@ class WebhookQueries:
 class WebhookMutations:
     @strawberry.mutation(
         description="POST each matching event to `url` from now on (or after "
-        "`after`). Requests are signed with `secret` (HMAC-SHA256, see the README)."
+        "`after`). Requests are signed with `secret` (HMAC-SHA256, see the README).",
+        extensions=allow(*INTEGRATORS),
     )
     async def register_webhook(
         self,
@@ -148,7 +152,8 @@ class WebhookMutations:
 
     @strawberry.mutation(
         description="Deliver again every event after `after`, starting now, also "
-        "to a webhook that is failing. Receivers drop what they already have by event id."
+        "to a webhook that is failing. Receivers drop what they already have by event id.",
+        extensions=allow(*INTEGRATORS),
     )
     async def replay_webhook(self, info: Info, id: UUID, after: Position) -> WebhookResult:
         try:
@@ -157,7 +162,10 @@ class WebhookMutations:
             return _invalid(error)
         return _not_found(id) if row is None else Webhook.from_row(row)
 
-    @strawberry.mutation(description="Stop delivering; the delivery log stays.")
+    @strawberry.mutation(
+        description="Stop delivering; the delivery log stays.",
+        extensions=allow(*INTEGRATORS),
+    )
     async def remove_webhook(self, info: Info, id: UUID) -> WebhookResult:
         row = await info.context.runtime.webhooks.remove(id)
         return _not_found(id) if row is None else Webhook.from_row(row)

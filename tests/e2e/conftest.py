@@ -14,6 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from api.auth import Role
+from api.runtime import api_keys_of
+from eventstore.recorder import recorder_of
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -23,26 +27,66 @@ def _free_port() -> int:
 
 
 class Api:
-    def __init__(self, base_url: str) -> None:
+    """The server, and an API key per (actor, role, team), made on first use."""
+
+    def __init__(self, base_url: str, app: Any) -> None:
         self.base_url = base_url
         self.client = httpx.Client(base_url=base_url, timeout=30)
+        self.app = app
+        self._keys: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
-    def graphql(
-        self, query: str, variables: dict[str, Any] | None = None, actor: str = "tester"
-    ) -> dict[str, Any]:
+    def key(
+        self, actor: str = "tester", role: str = Role.ADMIN, team: tuple[str, ...] = ()
+    ) -> str:
+        wanted = (actor, str(role), team)
+        if wanted not in self._keys:
+            with recorder_of(self.app).datastore.transaction(commit=True) as cur:
+                issued = api_keys_of(self.app).create(
+                    cur, name="test", role=Role(role), actor=actor, team=team
+                )
+            self._keys[wanted] = issued.key
+        return self._keys[wanted]
+
+    def headers(self, actor: str = "tester", role: str = Role.ADMIN) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key(actor, role)}"}
+
+    def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         # json.dumps escapes to ASCII, so tests can send any string a client can.
-        response = self.client.post(
+        return self.client.post(
             "/graphql",
             content=json.dumps({"query": query, "variables": variables or {}}),
-            headers={"X-Actor": actor, "Content-Type": "application/json"},
+            headers={"Content-Type": "application/json"} | (headers or {}),
         )
+
+    def graphql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        actor: str = "tester",
+        role: str = Role.ADMIN,
+        team: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.key(actor, role, team)}"}
+        response = self.post(query, variables, headers)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
 
+    def connection_init(self, actor: str = "tester", role: str = Role.ADMIN) -> str:
+        """The graphql-transport-ws message that opens an authenticated connection."""
+        payload = {"Authorization": f"Bearer {self.key(actor, role)}"}
+        return json.dumps({"type": "connection_init", "payload": payload})
+
 
 @pytest.fixture(scope="session")
-def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+def api(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, store: tuple[Any, Any]
+) -> Iterator[Api]:
     port = _free_port()
     # A file, not a pipe: a pipe nobody reads blocks the server once it is full.
     log = tmp_path_factory.mktemp("serve") / "rapport-serve.log"
@@ -55,6 +99,7 @@ def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "RAPPORT_WEBHOOK_RETRY_MAX_SECONDS": "1",
         "RAPPORT_WEBHOOK_TIMEOUT_SECONDS": "1",
         "RAPPORT_SUBSCRIBER_STALL_SECONDS": "3",
+        "RAPPORT_JWT_SECRET": "e2e-jwt-secret-for-tests-only-0123456789",
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--log-level", "warning"],
@@ -62,7 +107,7 @@ def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    api = Api(f"http://127.0.0.1:{port}")
+    api = Api(f"http://127.0.0.1:{port}", store[0])
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -109,7 +109,9 @@ def test_the_audit_report_recomputes_the_chain(api):
 
 def test_the_export_endpoint_streams_an_accounts_events_as_ndjson(api):
     account_id = _story(api)
-    response = api.client.get("/export", params={"account": account_id})
+    response = api.client.get(
+        "/export", params={"account": account_id}, headers=api.headers()
+    )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/x-ndjson")
     header, *records, key, end = [json.loads(line) for line in response.text.splitlines()]
@@ -120,6 +122,9 @@ def test_the_export_endpoint_streams_an_accounts_events_as_ndjson(api):
         (2, "TierChanged", "auditee"),
         (3, "StageChanged", "auditee"),
     ]
-    keyless = api.client.get("/export", params={"account": account_id, "keys": "false"})
+    keyless = api.client.get(
+        "/export", params={"account": account_id, "keys": "false"}, headers=api.headers()
+    )
     assert json.loads(keyless.text.splitlines()[-1])["keys"] == 0
-    assert api.client.get("/export", params={"account": "nope"}).status_code == 422
+    refused = api.client.get("/export", params={"account": "nope"}, headers=api.headers())
+    assert refused.status_code == 422

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from uuid import UUID
 
 import psycopg
 
@@ -148,3 +149,45 @@ def test_export_to_a_file_and_import_it_into_an_empty_database(
     again = _run(["import", str(target)], into)
     assert again.returncode == 1
     assert "import refused, nothing written: the events table is not empty" in again.stderr
+
+
+def test_keys_are_created_listed_and_revoked(database_url):
+    env = os.environ | {"DATABASE_URL": database_url}
+    made = _run(["keys", "create", "--role", "service", "--actor", "billing.cli"], env)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("rk_")
+    key_id = made.stderr.split("created key ")[1].split(";")[0]
+    listed = _run(["keys", "list"], env).stdout
+    (line,) = [row for row in listed.splitlines() if row.startswith(key_id)]
+    assert line.split()[1:3] == ["service", "billing.cli"]
+    assert line.endswith("active")
+    assert key.split("_", 2)[2] not in listed  # the secret is never shown again
+    assert _run(["keys", "revoke", key_id], env).returncode == 0
+    (line,) = [
+        row for row in _run(["keys", "list"], env).stdout.splitlines() if key_id in row
+    ]
+    assert "revoked" in line
+    again = _run(["keys", "revoke", key_id], env)
+    assert again.returncode == 1
+    assert "no active key" in again.stderr
+    refused = _run(["keys", "create", "--role", "root", "--actor", "x"], env)
+    assert refused.returncode == 2
+
+
+def test_the_development_key_is_made_once_and_again_after_a_revocation(app, tmp_path):
+    from api.runtime import api_keys_of, development_key  # noqa: PLC0415
+    from eventstore.recorder import recorder_of  # noqa: PLC0415
+
+    path = tmp_path / "dev-key"
+    key = development_key(app, path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert development_key(app, path) == key
+    with recorder_of(app).datastore.transaction(commit=True) as cur:
+        principal = api_keys_of(app).look_up(cur, key)
+        assert principal is not None
+        assert (principal.role, principal.actor) == ("admin", "developer")
+        assert api_keys_of(app).revoke(cur, UUID(hex=key.split("_")[1]))
+    renewed = development_key(app, path)
+    assert renewed != key
+    assert path.read_text().strip() == renewed

@@ -26,7 +26,7 @@ def _stream(api, document: str, count: int) -> list[dict]:
     """The first ``count`` results of a subscription, over graphql-transport-ws."""
     url = api.base_url.replace("http://", "ws://") + "/graphql"
     with connect(url, subprotocols=["graphql-transport-ws"], open_timeout=10) as ws:
-        ws.send(json.dumps({"type": "connection_init"}))
+        ws.send(api.connection_init())
         assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
         payload = {"query": document}
         ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))

@@ -48,7 +48,7 @@ def subscribe(api, variables: dict, **options) -> Iterator[Subscription]:
     with connect(
         url, subprotocols=["graphql-transport-ws"], open_timeout=10, **options
     ) as ws:
-        ws.send(json.dumps({"type": "connection_init"}))
+        ws.send(api.connection_init())
         assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
         ws.send(
             json.dumps(
@@ -282,7 +282,7 @@ def test_account_changed_pushes_the_view_after_each_projected_change(api, app):
     ).account_id
     url = api.base_url.replace("http://", "ws://") + "/graphql"
     with connect(url, subprotocols=["graphql-transport-ws"], open_timeout=10) as ws:
-        ws.send(json.dumps({"type": "connection_init"}))
+        ws.send(api.connection_init())
         assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
         payload = {"query": ACCOUNT_CHANGED, "variables": {"id": str(account_id)}}
         ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))

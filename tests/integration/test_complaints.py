@@ -13,6 +13,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from api.auth import Principal, Role
 from api.context import Context
 from api.schema import schema
 from api.settings import Settings
@@ -311,7 +312,11 @@ def test_account_complaints_are_loaded_in_one_query_for_a_page_of_accounts(
         try:
             counting = CountingPool(pool)
             runtime = SimpleNamespace(pool=counting, settings=Settings())
-            context = Context(runtime=runtime, actor="tester", correlation_id=uuid4())
+            context = Context(
+                runtime=runtime,
+                principal=Principal("tester", Role.ADMIN),
+                correlation_id=uuid4(),
+            )
             result = await schema.execute(
                 query, variable_values={"search": tag}, context_value=context
             )
