@@ -43,6 +43,8 @@ class Settings:
     """Or accept JWTs signed by a key of this JWKS (RS256, ES256, EdDSA)."""
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    satisfaction_window_days: int = 90
+    """CSAT and NPS count the surveys answered in this many days up to now."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -86,4 +88,18 @@ class Settings:
             jwks_url=os.environ.get("RAPPORT_JWKS_URL") or None,
             jwt_audience=os.environ.get("RAPPORT_JWT_AUDIENCE") or None,
             jwt_issuer=os.environ.get("RAPPORT_JWT_ISSUER") or None,
+            satisfaction_window_days=_positive_days(
+                "RAPPORT_SATISFACTION_WINDOW_DAYS", cls.satisfaction_window_days
+            ),
         )
+
+
+MAX_WINDOW_DAYS = 3660  # ten years
+
+
+def _positive_days(name: str, default: int) -> int:
+    days = int(os.environ.get(name) or default)
+    if not 1 <= days <= MAX_WINDOW_DAYS:
+        msg = f"{name} must be a whole number of days from 1 to {MAX_WINDOW_DAYS}"
+        raise ValueError(msg)
+    return days

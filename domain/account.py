@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -32,8 +33,10 @@ from domain.errors import (
     SubjectErased,
     UnchangedValue,
 )
+from domain.money import amount_in, currency_code
 from domain.personal import PersonalFields, Rewrite, erased_value
 from domain.values import (
+    RECOMMEND_SCALE,
     AccountKind,
     Address,
     Channel,
@@ -43,7 +46,9 @@ from domain.values import (
     ContactChannel,
     Direction,
     Influence,
+    PurchaseIntent,
     RelationshipType,
+    SatisfactionLevel,
     Stage,
     Tier,
     bounded_text,
@@ -119,7 +124,7 @@ class Account(Aggregate):
             snapshot: Account.Snapshot = super().take(aggregate)
             snapshot.state["contacts"] = list(aggregate.contacts.values())
             snapshot.state["former_contacts"] = list(aggregate.former_contacts.values())
-            for name in ("interactions", "complaints"):
+            for name in ("interactions", "complaints", "surveys", "deals"):
                 snapshot.state[name] = [
                     [str(key), record] for key, record in getattr(aggregate, name).items()
                 ]
@@ -131,7 +136,7 @@ class Account(Aggregate):
             state = vars(account)
             for name in ("contacts", "former_contacts"):
                 state[name] = {c.contact_id: c for c in state[name]}
-            for name in ("interactions", "complaints"):
+            for name in ("interactions", "complaints", "surveys", "deals"):
                 state[name] = {UUID(k): r for k, r in state[name]}
             state["channels"] = tuple(state["channels"])
             state["kind"] = AccountKind(state["kind"])
@@ -149,7 +154,8 @@ class Account(Aggregate):
     # and purchase characteristics (snapshots of version 1 lack them).
     # Version 3 keeps removed contacts (they may still be erased) and whether
     # the account's personal data was erased. Version 4 keeps complaints.
-    class_version = 4
+    # Version 5 keeps the ids of surveys and deals.
+    class_version = 5
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -164,6 +170,11 @@ class Account(Aggregate):
     @staticmethod
     def upcast_v3_v4(state: dict[str, Any]) -> None:
         state["complaints"] = []
+
+    @staticmethod
+    def upcast_v4_v5(state: dict[str, Any]) -> None:
+        state["surveys"] = []
+        state["deals"] = []
 
     class AccountOpened(Aggregate.Created):
         """Version 2 adds special requirements and purchase characteristics."""
@@ -211,6 +222,10 @@ class Account(Aggregate):
         self.personal_data_erased = False
         self.interactions: dict[UUID, InteractionRecord] = {}
         self.complaints: dict[UUID, ComplaintRecord] = {}
+        self.surveys: dict[UUID, datetime] = {}
+        """When each survey was answered, by survey id."""
+        self.deals: dict[UUID, datetime] = {}
+        """When each deal was closed, by deal id."""
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Account:
         """A copy for a command, cheap however long the history: every value
@@ -949,6 +964,101 @@ class Account(Aggregate):
             return required_text(field, value, MAX_TEXT)
         return bounded_text(field, value, MAX_TEXT)
 
+    # -- satisfaction --------------------------------------------------------------
+
+    class SurveyRecorded(Aggregate.Event):
+        """A satisfaction survey the customer answered: how satisfied (five
+        levels), whether they mean to buy again, how likely they are to
+        recommend the company (0 to 10, from which NPS is computed)."""
+
+        survey_id: UUID
+        satisfaction: SatisfactionLevel
+        intent_to_buy_again: PurchaseIntent
+        likelihood_to_recommend: int
+        comment: str
+        contact_id: UUID | None
+        answered_at: datetime
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.surveys[self.survey_id] = self.answered_at
+
+    def record_survey(
+        self,
+        *,
+        survey_id: UUID,
+        satisfaction: SatisfactionLevel,
+        intent_to_buy_again: PurchaseIntent,
+        likelihood_to_recommend: int,
+        answered_at: datetime,
+        comment: str = "",
+        contact_id: UUID | None = None,
+    ) -> None:
+        """Scores are not personal data; the comment is the account's. Once the
+        account's personal data was erased, surveys are still recorded, without
+        a comment."""
+        if survey_id in self.surveys:
+            raise InvalidValue("surveyId", f"survey {survey_id} exists")
+        if likelihood_to_recommend not in RECOMMEND_SCALE:
+            raise InvalidValue(
+                "likelihoodToRecommend", "likelihoodToRecommend must be 0 to 10"
+            )
+        if contact_id is not None:
+            self._contact(contact_id)
+        if self.personal_data_erased and comment.strip():
+            raise SubjectErased(
+                "this account's personal data was erased; it records no new "
+                "personal data (comment must be left empty)"
+            )
+        self.trigger_event(
+            self.SurveyRecorded,
+            survey_id=survey_id,
+            satisfaction=SatisfactionLevel(satisfaction),
+            intent_to_buy_again=PurchaseIntent(intent_to_buy_again),
+            likelihood_to_recommend=likelihood_to_recommend,
+            comment=bounded_text("comment", comment.strip(), MAX_TEXT),
+            contact_id=contact_id,
+            answered_at=past_moment("answeredAt", answered_at),
+        )
+
+    # -- deals ---------------------------------------------------------------------
+
+    class DealClosed(Aggregate.Event):
+        """A deal won: its value (an exact decimal amount in an ISO 4217
+        currency), the product or category, when and where."""
+
+        deal_id: UUID
+        amount: Decimal
+        currency: str
+        product: str
+        closed_at: datetime
+        place: str
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.deals[self.deal_id] = self.closed_at
+
+    def close_deal(
+        self,
+        *,
+        deal_id: UUID,
+        amount: Decimal | str,
+        currency: str,
+        product: str,
+        closed_at: datetime,
+        place: str = "",
+    ) -> None:
+        if deal_id in self.deals:
+            raise InvalidValue("dealId", f"deal {deal_id} exists")
+        currency = currency_code("currency", currency)
+        self.trigger_event(
+            self.DealClosed,
+            deal_id=deal_id,
+            amount=amount_in("amount", amount, currency),
+            currency=currency,
+            product=required_text("product", product),
+            closed_at=past_moment("closedAt", closed_at),
+            place=bounded_text("place", place.strip(), 200),
+        )
+
 
 def _move_complaint(
     account: Account, complaint_id: UUID, moment: datetime, status: ComplaintStatus
@@ -999,6 +1109,7 @@ PERSONAL_DATA: dict[type, PersonalFields] = {
         ("resolution", "root_cause", "prevention_action")
     ),
     Account.ComplaintReopened: PersonalFields(("reason",)),
+    Account.SurveyRecorded: PersonalFields(("comment",)),
 }
 
 

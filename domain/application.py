@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
@@ -27,7 +28,9 @@ from domain.values import (
     ContactChannelKind,
     Direction,
     Influence,
+    PurchaseIntent,
     RelationshipType,
+    SatisfactionLevel,
     Stage,
     Tier,
 )
@@ -588,6 +591,66 @@ class Accounts(Application[UUID]):
             account_id,
             expected_version,
             lambda a: a.close_complaint(complaint_id=complaint_id, closed_at=closed_at),
+        )
+
+    def record_survey(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        *,
+        satisfaction: SatisfactionLevel,
+        intent_to_buy_again: PurchaseIntent,
+        likelihood_to_recommend: int,
+        answered_at: datetime,
+        comment: str = "",
+        contact_id: UUID | None = None,
+        expected_version: int | None = None,
+        survey_id: UUID | None = None,
+    ) -> Outcome:
+        survey_id = survey_id or uuid4()
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.record_survey(
+                survey_id=survey_id,
+                satisfaction=satisfaction,
+                intent_to_buy_again=intent_to_buy_again,
+                likelihood_to_recommend=likelihood_to_recommend,
+                answered_at=answered_at,
+                comment=comment,
+                contact_id=contact_id,
+            ),
+            created_id=survey_id,
+        )
+
+    def close_deal(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        *,
+        amount: Decimal | str,
+        currency: str,
+        product: str,
+        closed_at: datetime,
+        place: str = "",
+        expected_version: int | None = None,
+        deal_id: UUID | None = None,
+    ) -> Outcome:
+        deal_id = deal_id or uuid4()
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.close_deal(
+                deal_id=deal_id,
+                amount=amount,
+                currency=currency,
+                product=product,
+                closed_at=closed_at,
+                place=place,
+            ),
+            created_id=deal_id,
         )
 
     def _change(

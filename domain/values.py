@@ -115,6 +115,32 @@ class ComplaintStatus(StrEnum):
     CLOSED = "closed"
 
 
+class SatisfactionLevel(StrEnum):
+    """How satisfied a customer said they are, highest first."""
+
+    VERY_SATISFIED = "very_satisfied"
+    SATISFIED = "satisfied"
+    NEUTRAL = "neutral"
+    SOMEWHAT_DISSATISFIED = "somewhat_dissatisfied"
+    VERY_DISSATISFIED = "very_dissatisfied"
+
+
+# CSAT is the share of answers in the top two levels.
+CSAT_LEVELS = (SatisfactionLevel.VERY_SATISFIED, SatisfactionLevel.SATISFIED)
+# NPS: promoters answer 9 or 10 to "would you recommend us", detractors 0 to 6.
+RECOMMEND_SCALE = range(11)
+PROMOTER_MIN = 9
+DETRACTOR_MAX = 6
+
+
+class PurchaseIntent(StrEnum):
+    """Whether the customer means to buy again."""
+
+    YES = "yes"
+    NO = "no"
+    UNSURE = "unsure"
+
+
 class ContactChannelKind(StrEnum):
     PHONE = "phone"
     EMAIL = "email"

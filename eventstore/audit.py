@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 from uuid import UUID
@@ -36,10 +37,11 @@ MAX_CHANGES_SPAN = 1000
 
 
 def jsonable(value: Any) -> Any:
-    """Plain JSON for auditors: ids and times as strings, enums as their values."""
+    """Plain JSON for auditors: ids, times and amounts as strings (an amount's
+    text is exact: ``"0.10"``), enums as their values."""
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, UUID):
+    if isinstance(value, UUID | Decimal):
         return str(value)
     if isinstance(value, date):  # datetimes too
         return value.isoformat()

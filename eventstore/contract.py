@@ -16,6 +16,7 @@ import sys
 import types
 import typing
 from datetime import date, datetime
+from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ def json_type(annotation: Any) -> dict[str, Any]:
         UUID: {"type": "string", "format": "uuid"},
         datetime: {"type": "string", "format": "date-time"},
         date: {"type": "string", "format": "date"},
+        # Exact decimal text, never a JSON number (a float would round it).
+        Decimal: {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"},
     }
     if annotation in simple:
         return simple[annotation]
@@ -173,7 +176,7 @@ def contract() -> dict[str, str]:
 
 def _describe(hint: Any) -> str:
     text = str(hint) if typing.get_origin(hint) else getattr(hint, "__name__", str(hint))
-    for module in ("domain.values.", "uuid.", "datetime.", "typing."):
+    for module in ("domain.values.", "uuid.", "datetime.", "decimal.", "typing."):
         text = text.replace(module, "")
     # A pipe would end the Markdown table's cell.
     return text.replace("NoneType", "None").replace("|", "\\|")

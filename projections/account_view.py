@@ -97,8 +97,10 @@ class AccountView(View):
         cur: Cursor[DictRow], recorded: RecordedEvent, assignments: str, **params: Any
     ) -> None:
         """Update the account's row, stamping its version and position."""
+        if assignments:
+            assignments += ","
         cur.execute(
-            f"UPDATE account_view SET {assignments}, updated_at = %(at)s,"  # noqa: S608 - assignments are literals of this module
+            f"UPDATE account_view SET {assignments} updated_at = %(at)s,"  # noqa: S608 - assignments are literals of this module
             " version = %(version)s, position = %(position)s"
             " WHERE account_id = %(account_id)s",
             {
@@ -278,6 +280,16 @@ class AccountView(View):
         self._touch(
             cur, recorded, "open_complaints = open_complaints + %(delta)s", delta=delta
         )
+
+    @apply.register
+    def _(
+        self,
+        event: Account.SurveyRecorded | Account.DealClosed,
+        cur: Cursor[DictRow],
+        recorded: RecordedEvent,
+    ) -> None:
+        """Kept in their own views; the account's row moves to their version."""
+        self._touch(cur, recorded, "")
 
     @apply.register
     def _(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -18,7 +18,14 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from domain.complaints import ComplaintTargets
-from domain.values import ComplaintSeverity
+from domain.values import (
+    CSAT_LEVELS,
+    DETRACTOR_MAX,
+    PROMOTER_MIN,
+    ComplaintSeverity,
+    Stage,
+    Tier,
+)
 
 Row = dict[str, Any]
 Conn = AsyncConnection[DictRow]
@@ -225,3 +232,227 @@ async def complaints_by_account(
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# -- timelines of surveys and deals ------------------------------------------------
+
+# Each list's table, its moment column and its id column: newest first.
+TIMELINES = {
+    "surveys": ("answered_at", "survey_id"),
+    "deals": ("closed_at", "deal_id"),
+}
+
+
+async def timeline_page(
+    conn: Conn,
+    table: str,
+    account_id: UUID,
+    limit: int,
+    after: tuple[datetime, UUID] | None,
+) -> list[Row]:
+    """An account's surveys or deals, newest first, ``limit`` rows after ``after``."""
+    moment, key = (Identifier(name) for name in TIMELINES[table])
+    query = SQL("SELECT * FROM {} WHERE account_id = %s").format(Identifier(table))
+    params: list[Any] = [account_id]
+    if after is not None:
+        query += SQL(" AND ({}, {}) < (%s, %s)").format(moment, key)
+        params.extend(after)
+    query += SQL(" ORDER BY {} DESC, {} DESC LIMIT %s").format(moment, key)
+    params.append(limit)
+    cur = await conn.execute(query, params)
+    return await cur.fetchall()
+
+
+async def first_of_timeline(
+    conn: Conn, table: str, account_ids: Sequence[UUID], limit: int
+) -> dict[UUID, list[Row]]:
+    """The newest ``limit`` surveys or deals of each account, in one query."""
+    moment, key = (Identifier(name) for name in TIMELINES[table])
+    cur = await conn.execute(
+        SQL(
+            "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY account_id"
+            " ORDER BY {} DESC, {} DESC) AS rank"
+            " FROM {} WHERE account_id = ANY(%s)) ranked"
+            " WHERE rank <= %s ORDER BY account_id, rank"
+        ).format(moment, key, Identifier(table)),
+        (list(account_ids), limit),
+    )
+    grouped: dict[UUID, list[Row]] = {account_id: [] for account_id in account_ids}
+    for row in await cur.fetchall():
+        grouped[row["account_id"]].append(row)
+    return grouped
+
+
+# -- satisfaction: CSAT and NPS over a rolling window -------------------------------
+#
+# Worked out in SQL as the surveys are read, over the window that ends now (or
+# at ``as_of``) and the window of the same length before it. A survey answered
+# exactly at a window's start belongs to the window before.
+
+PORTFOLIO_GROUPS = {"tier": Tier, "stage": Stage, "manager": None}
+
+_WINDOWS = SQL(
+    "WITH n AS (SELECT coalesce(%(as_of)s::timestamptz, now()) AS as_of,"
+    " %(span)s::interval AS span)"
+)
+_IN_BOTH_WINDOWS = SQL("s.answered_at <= n.as_of AND s.answered_at > n.as_of - 2 * n.span")
+_BOUNDS = SQL(
+    "n.as_of - n.span AS window_start, n.as_of AS window_end,"
+    " n.as_of - 2 * n.span AS previous_window_start"
+)
+
+
+def _scores() -> Composed:
+    """Survey count, CSAT and NPS of each window (``previous_`` for the one
+    before), as percentages; null where a window has no survey."""
+    columns: list[Composable] = []
+    for prefix, window in (
+        ("", SQL("s.answered_at > n.as_of - n.span")),
+        ("previous_", SQL("s.answered_at <= n.as_of - n.span")),
+    ):
+        count = SQL("count(s.survey_id) FILTER (WHERE {})").format(window)
+        share = SQL("nullif({}, 0)").format(count)
+        columns.append(
+            SQL(
+                "{count} AS {survey_count},"
+                " 100.0 * count(*) FILTER (WHERE {window}"
+                " AND s.satisfaction = ANY(%(top)s)) / {share} AS {csat},"
+                " 100.0 * (count(*) FILTER (WHERE {window}"
+                " AND s.likelihood_to_recommend >= %(promoter)s)"
+                " - count(*) FILTER (WHERE {window}"
+                " AND s.likelihood_to_recommend <= %(detractor)s)) / {share} AS {nps}"
+            ).format(
+                count=count,
+                window=window,
+                share=share,
+                survey_count=Identifier(f"{prefix}survey_count"),
+                csat=Identifier(f"{prefix}csat"),
+                nps=Identifier(f"{prefix}nps"),
+            )
+        )
+    return SQL(", ").join(columns)
+
+
+def _satisfaction_params(span: timedelta, as_of: datetime | None) -> dict[str, Any]:
+    return {
+        "as_of": as_of,
+        "span": span,
+        "top": [str(level) for level in CSAT_LEVELS],
+        "promoter": PROMOTER_MIN,
+        "detractor": DETRACTOR_MAX,
+    }
+
+
+_WITH_CHANGES = SQL(
+    "SELECT *, csat - previous_csat AS csat_change, nps - previous_nps AS nps_change"
+    " FROM ({}) scored"
+)
+
+
+async def satisfaction_by_account(
+    conn: Conn,
+    account_ids: Sequence[UUID],
+    span: timedelta,
+    as_of: datetime | None = None,
+) -> dict[UUID, Row]:
+    """CSAT and NPS of each account over the ``span`` before now (or ``as_of``),
+    and over the ``span`` before that, in one query; every account asked for
+    has a row (its counts 0 without surveys)."""
+    inner = SQL(
+        "SELECT k.account_id, {bounds}, {scores}"
+        " FROM unnest(%(ids)s::uuid[]) AS k (account_id) CROSS JOIN n"
+        " LEFT JOIN surveys s ON s.account_id = k.account_id AND {both}"
+        " GROUP BY k.account_id, n.as_of, n.span"
+    ).format(bounds=_BOUNDS, scores=_scores(), both=_IN_BOTH_WINDOWS)
+    params = _satisfaction_params(span, as_of) | {"ids": list(account_ids)}
+    cur = await conn.execute(_WINDOWS + SQL(" ") + _WITH_CHANGES.format(inner), params)
+    return {row["account_id"]: row for row in await cur.fetchall()}
+
+
+async def portfolio(
+    conn: Conn,
+    group_by: str,
+    span: timedelta,
+    as_of: datetime | None = None,
+    managers: Sequence[str] | None = None,
+) -> list[Row]:
+    """CSAT and NPS of the surveys of all accounts (or those managed by one of
+    ``managers``), grouped by the accounts' current tier, stage or manager
+    (``key``; null: no manager), in the vocabulary's order (managers by name).
+    Groups without a survey in either window are left out."""
+    vocabulary = PORTFOLIO_GROUPS[group_by]
+    inner = SQL(
+        "SELECT a.{column} AS key, {bounds}, {scores}"
+        " FROM surveys s JOIN account_view a USING (account_id) CROSS JOIN n"
+        " WHERE {both} AND (%(managers)s::text[] IS NULL OR a.manager = ANY(%(managers)s))"
+        " GROUP BY a.{column}, n.as_of, n.span"
+    ).format(
+        column=Identifier(group_by),
+        bounds=_BOUNDS,
+        scores=_scores(),
+        both=_IN_BOTH_WINDOWS,
+    )
+    order = [str(value) for value in vocabulary] if vocabulary else []
+    query = (
+        _WINDOWS
+        + SQL(" ")
+        + _WITH_CHANGES.format(inner)
+        + SQL(" ORDER BY array_position(%(order)s::text[], key), key NULLS LAST")
+    )
+    params = _satisfaction_params(span, as_of) | {
+        "order": order,
+        "managers": None if managers is None else list(managers),
+    }
+    cur = await conn.execute(query, params)
+    return await cur.fetchall()
+
+
+# -- deals: values per currency, never summed across currencies ---------------------
+
+DEAL_TREND_SPAN = timedelta(days=90)
+
+
+async def deal_summaries(
+    conn: Conn,
+    account_ids: Sequence[UUID],
+    span: timedelta = DEAL_TREND_SPAN,
+    as_of: datetime | None = None,
+) -> dict[UUID, Row]:
+    """For each account, in one query: its deal count and last deal, and per
+    currency (oldest code first) the lifetime value, the value of the ``span``
+    before now (or ``as_of``) and of the ``span`` before that.
+
+    Per account and currency, and per account alone (for the count and the
+    last deal; its sums would mix currencies, so it has none). Accounts
+    without deals have a count of 0 and no currencies.
+    """
+    cur = await conn.execute(
+        "WITH n AS (SELECT coalesce(%(as_of)s::timestamptz, now()) AS as_of,"
+        " %(span)s::interval AS span)"
+        " SELECT d.account_id, d.currency, grouping(d.currency) = 1 AS every_currency,"
+        " count(*) AS deal_count, max(d.closed_at) AS last_deal_at,"
+        " CASE WHEN grouping(d.currency) = 0 THEN sum(d.amount) END AS lifetime_value,"
+        " CASE WHEN grouping(d.currency) = 0 THEN coalesce(sum(d.amount) FILTER"
+        " (WHERE d.closed_at > n.as_of - n.span AND d.closed_at <= n.as_of), 0)"
+        " END AS recent_value,"
+        " CASE WHEN grouping(d.currency) = 0 THEN coalesce(sum(d.amount) FILTER"
+        " (WHERE d.closed_at > n.as_of - 2 * n.span"
+        " AND d.closed_at <= n.as_of - n.span), 0) END AS previous_value,"
+        " count(*) FILTER (WHERE d.closed_at > n.as_of - 2 * n.span"
+        " AND d.closed_at <= n.as_of) AS trend_deals"
+        " FROM deals d CROSS JOIN n WHERE d.account_id = ANY(%(ids)s)"
+        " GROUP BY GROUPING SETS ((d.account_id, d.currency), (d.account_id))"
+        " ORDER BY d.account_id, every_currency DESC, d.currency",
+        {"as_of": as_of, "span": span, "ids": list(account_ids)},
+    )
+    summaries: dict[UUID, Row] = {}
+    for row in await cur.fetchall():
+        if row["every_currency"]:
+            summaries[row["account_id"]] = {
+                "deal_count": row["deal_count"],
+                "last_deal_at": row["last_deal_at"],
+                "currencies": [],
+            }
+        else:
+            summaries[row["account_id"]]["currencies"].append(row)
+    return summaries

@@ -21,8 +21,10 @@ from eventstore.recorder import RecordedEvent, recorder_of
 from projections.account_view import AccountView
 from projections.base import View
 from projections.complaints import Complaints
+from projections.deals import Deals
 from projections.histories import ManagerHistory, StageHistory, TierHistory
 from projections.interaction_timeline import InteractionTimeline
+from projections.satisfaction import Surveys
 
 log = logging.getLogger("rapport.projections")
 
@@ -33,6 +35,8 @@ VIEW_CLASSES: tuple[type[View], ...] = (
     ManagerHistory,
     InteractionTimeline,
     Complaints,
+    Surveys,
+    Deals,
 )
 PROJECTED_CHANNEL = "rapport_projected"
 BATCH_SIZE = 1000

@@ -12,19 +12,23 @@ from strawberry.schema.config import StrawberryConfig
 from api.schema.accounts import AccountQueries
 from api.schema.audit import AuditQueries
 from api.schema.complaints import ComplaintMutations, ComplaintQueries
+from api.schema.deals import DealMutations
 from api.schema.mutations import AccountMutations
 from api.schema.scalars import SCALARS, InvalidArgument
 from api.schema.subscriptions import Subscription
+from api.schema.surveys import SurveyMutations, SurveyQueries
 from api.schema.webhooks import WebhookMutations, WebhookQueries
 
 
 @strawberry.type
-class Query(AccountQueries, AuditQueries, WebhookQueries, ComplaintQueries):
+class Query(AccountQueries, AuditQueries, WebhookQueries, ComplaintQueries, SurveyQueries):
     pass
 
 
 @strawberry.type
-class Mutation(AccountMutations, WebhookMutations, ComplaintMutations):
+class Mutation(
+    AccountMutations, WebhookMutations, ComplaintMutations, SurveyMutations, DealMutations
+):
     pass
 
 

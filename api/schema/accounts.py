@@ -31,6 +31,8 @@ from projections import queries
 
 if TYPE_CHECKING:
     from api.schema.complaints import Complaint
+    from api.schema.deals import Deal, DealTrend, Money
+    from api.schema.surveys import Satisfaction, Survey
 
 
 @strawberry.type
@@ -282,6 +284,66 @@ class Account(AccountProfile):
         )
 
         return await account_complaints(info, self.id)
+
+    # Satisfaction and deals: their modules import this one, hence the lazy types.
+    @strawberry.field(description="CSAT and NPS in the rolling window, with the trend.")
+    async def satisfaction(
+        self, info: Info
+    ) -> Annotated[Satisfaction, strawberry.lazy("api.schema.surveys")]:
+        from api.schema.surveys import account_satisfaction  # noqa: PLC0415
+
+        return await account_satisfaction(info, self.id, self.version)
+
+    @strawberry.field(description="Surveys, newest answered first.")
+    async def surveys(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Connection[Annotated[Survey, strawberry.lazy("api.schema.surveys")]]:
+        from api.schema.surveys import account_surveys  # noqa: PLC0415
+
+        return await account_surveys(info, self.id, self.version, first, after)
+
+    @strawberry.field(description="Deals, newest closed first.")
+    async def deals(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Connection[Annotated[Deal, strawberry.lazy("api.schema.deals")]]:
+        from api.schema.deals import account_deals  # noqa: PLC0415
+
+        return await account_deals(info, self.id, self.version, first, after)
+
+    @strawberry.field(description="The value of every deal, one sum per currency.")
+    async def lifetime_value(
+        self, info: Info
+    ) -> list[Annotated[Money, strawberry.lazy("api.schema.deals")]]:
+        from api.schema.deals import lifetime_value  # noqa: PLC0415
+
+        return await lifetime_value(info, self.id, self.version)
+
+    @strawberry.field
+    async def deal_count(self, info: Info) -> int:
+        from api.schema.deals import deal_summary  # noqa: PLC0415
+
+        count: int = (await deal_summary(info, self.id, self.version))["deal_count"]
+        return count
+
+    @strawberry.field(description="When the latest deal was closed, if any.")
+    async def last_deal_at(self, info: Info) -> datetime | None:
+        from api.schema.deals import deal_summary  # noqa: PLC0415
+
+        last: datetime | None = (await deal_summary(info, self.id, self.version))[
+            "last_deal_at"
+        ]
+        return last
+
+    @strawberry.field(
+        description="Per currency with deals in the last 180 days: the last 90 days' "
+        "value against the 90 before."
+    )
+    async def deal_trend(
+        self, info: Info
+    ) -> list[Annotated[DealTrend, strawberry.lazy("api.schema.deals")]]:
+        from api.schema.deals import deal_trend  # noqa: PLC0415
+
+        return await deal_trend(info, self.id, self.version)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Account:

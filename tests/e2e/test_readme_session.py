@@ -44,6 +44,40 @@ def _check_complaint(answers: dict) -> None:
     assert complaint["resolveBreached"] is True  # three days passed long ago
 
 
+def _check_survey_and_deal(answers: dict) -> None:
+    recorded = answers["RecordSurvey"]["recordSurvey"]
+    assert (recorded["__typename"], recorded["version"]) == ("SurveyRecorded", 10)
+    satisfaction = recorded["account"]["satisfaction"]
+    assert satisfaction == {"surveyCount": 1, "csat": 100, "nps": 100}
+    closed = answers["CloseDeal"]["closeDeal"]
+    assert (closed["__typename"], closed["version"]) == ("DealClosed", 11)
+    assert closed["account"]["dealCount"] == 1
+    assert closed["account"]["lifetimeValue"] == [{"amount": "18450.00", "currency": "EUR"}]
+    read = answers["SatisfactionAndDeals"]
+    account = read["account"]
+    assert account["satisfaction"]["trend"] == {
+        "surveyCount": 0,
+        "csatChange": None,
+        "npsChange": None,
+    }
+    (survey,) = [edge["node"] for edge in account["surveys"]["edges"]]
+    assert survey["comment"] == "Priority delivery works; order 4711 still stings"
+    (deal,) = [edge["node"] for edge in account["deals"]["edges"]]
+    assert deal["value"] == {"amount": "18450.00", "currency": "EUR"}
+    assert account["lastDealAt"] == deal["closedAt"]
+    assert account["dealTrend"] == [
+        {
+            "currency": "EUR",
+            "days": 90,
+            "recent": {"amount": "18450.00"},
+            "previous": {"amount": "0.00"},
+            "change": {"amount": "18450.00"},
+        }
+    ]
+    tiers = {group["key"]: group for group in read["portfolio"]}
+    assert tiers["preferred_supplier"]["surveyCount"] >= 1
+
+
 def _register_and_remove_webhook(api, document: str) -> None:
     webhook = api.graphql(document)["data"]["registerWebhook"]
     assert webhook["__typename"] == "Webhook", webhook
@@ -71,6 +105,9 @@ def test_the_readme_session_works_as_written(api):
         "FileComplaint",
         "AcknowledgeComplaint",
         "BreachedComplaints",
+        "RecordSurvey",
+        "CloseDeal",
+        "SatisfactionAndDeals",
         "Audit",
         "EraseAnn",
         "AcmeEvents",
@@ -135,6 +172,7 @@ def test_the_readme_session_works_as_written(api):
     assert [edge["node"]["id"] for edge in listed] == [ACCOUNT_ID]
 
     _check_complaint(answers)
+    _check_survey_and_deal(answers)
     audit = answers["Audit"]
     history = [edge["node"] for edge in audit["account"]["history"]["edges"]]
     assert [(e["version"], e["type"]) for e in history] == [
@@ -157,13 +195,13 @@ def test_the_readme_session_works_as_written(api):
     assert audit["auditReport"]["intact"] is True
 
     erased = answers["EraseAnn"]["eraseSubject"]
-    assert erased["version"] == 10
+    assert erased["version"] == 12
     assert erased["account"]["contacts"] == [
         {"name": "[erased]", "email": "[erased]", "birthday": None, "erased": True}
     ]
 
-    streamed = _stream(api, subscription, 10)
-    assert [p["data"]["events"]["version"] for p in streamed] == list(range(1, 11))
+    streamed = _stream(api, subscription, 12)
+    assert [p["data"]["events"]["version"] for p in streamed] == list(range(1, 13))
     assert streamed[-1]["data"]["events"]["type"] == "PersonalDataErased"
 
     again = api.graphql(operations["OpenAccount"])["data"]["openAccount"]

@@ -26,6 +26,8 @@ from domain.values import (
     Channel,
     ComplaintSeverity,
     Direction,
+    PurchaseIntent,
+    SatisfactionLevel,
     Stage,
     Tier,
 )
@@ -50,6 +52,8 @@ COMPLAINT = (
     "Dehumidifier installed",
     "Smudged again",
 )
+# A survey's comment, in the customer's words.
+SURVEY = "Jane says the new paper feels like velvet"
 
 
 def _story(app):
@@ -92,6 +96,16 @@ def _story(app):
         note="Minutes sent by letter",
     )
     _complaint(app, account_id, jane)
+    app.record_survey(
+        CLERK,
+        account_id,
+        satisfaction=SatisfactionLevel.SATISFIED,
+        intent_to_buy_again=PurchaseIntent.YES,
+        likelihood_to_recommend=9,
+        comment=SURVEY,
+        contact_id=jane,
+        answered_at=datetime.now(tz=UTC) - timedelta(days=1),
+    )
     version = app.get_account(account_id).version
     for i in range(SNAPSHOT_INTERVAL - version + 1):
         app.log_interaction(
@@ -190,8 +204,18 @@ def test_personal_values_are_sealed_in_the_tables_but_read_back(app, db):
         "SELECT count(*) FROM rapport_snapshots WHERE originator_id = %s", (account_id,)
     ).fetchone()[0]
     assert snapshots == 1
-    for secret in (*JANE, *ACCOUNT, *COMPLAINT, KEPT, "1980-05-17", "Prefers letters"):
+    for secret in (
+        *JANE,
+        *ACCOUNT,
+        *COMPLAINT,
+        SURVEY,
+        KEPT,
+        "1980-05-17",
+        "Prefers letters",
+    ):
         assert secret not in raw
+    (survey,) = Audit(app).history(account_id, types=["SurveyRecorded"])
+    assert survey.payload["comment"] == SURVEY
     # Non-personal facts stay readable to anyone with the table.
     assert "volume grew" in raw
     assert '"effort_minutes":15' in raw
@@ -357,8 +381,19 @@ def test_erasing_the_account_erases_every_subject_of_it(app, projections, db):
         for e in history
     ] == [(ERASED, None, None), (None, ERASED, None), (None, None, ERASED)]
     assert history[1].payload["prevention_action"] == ERASED
+    survey = db.execute(
+        "SELECT satisfaction, likelihood_to_recommend, comment FROM surveys"
+        " WHERE account_id = %s",
+        (account_id,),
+    ).fetchone()
+    assert survey == ("satisfied", 9, ERASED)  # the scores stay
+    (recorded,) = Audit(app).history(account_id, types=["SurveyRecorded"])
+    assert (recorded.payload["comment"], recorded.payload["satisfaction"]) == (
+        ERASED,
+        "satisfied",
+    )
     raw = _raw_text(db, account_id)
-    for secret in (*JANE, *ACCOUNT, *COMPLAINT, KEPT, "Order 7"):
+    for secret in (*JANE, *ACCOUNT, *COMPLAINT, SURVEY, KEPT, "Order 7"):
         assert secret not in raw
 
     # Non-personal work goes on; new personal data is refused.
@@ -373,6 +408,25 @@ def test_erasing_the_account_erases_every_subject_of_it(app, projections, db):
             direction=Direction.INBOUND,
             occurred_at=datetime.now(tz=UTC),
         )
+    # Surveys are still recorded, without a comment.
+    with pytest.raises(SubjectErased):
+        app.record_survey(
+            CLERK,
+            account_id,
+            satisfaction=SatisfactionLevel.NEUTRAL,
+            intent_to_buy_again=PurchaseIntent.UNSURE,
+            likelihood_to_recommend=5,
+            comment="Anything",
+            answered_at=datetime.now(tz=UTC),
+        )
+    app.record_survey(
+        CLERK,
+        account_id,
+        satisfaction=SatisfactionLevel.NEUTRAL,
+        intent_to_buy_again=PurchaseIntent.UNSURE,
+        likelihood_to_recommend=5,
+        answered_at=datetime.now(tz=UTC),
+    )
     # An open complaint still goes through its lifecycle, without new text.
     with pytest.raises(SubjectErased):
         app.resolve_complaint(

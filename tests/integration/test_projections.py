@@ -11,7 +11,16 @@ import pytest
 
 from domain.application import CommandMeta
 from domain.errors import ContactNotFound, StageTransitionNotAllowed
-from domain.values import AccountKind, Channel, ComplaintSeverity, Direction, Stage, Tier
+from domain.values import (
+    AccountKind,
+    Channel,
+    ComplaintSeverity,
+    Direction,
+    PurchaseIntent,
+    SatisfactionLevel,
+    Stage,
+    Tier,
+)
 from projections.runner import VIEW_CLASSES
 
 ALICE = CommandMeta(actor="alice")
@@ -57,7 +66,36 @@ def _story(app):
     for stage in (Stage.AWARENESS, Stage.DISSOLUTION, Stage.EXPLORATION, Stage.AWARENESS):
         app.change_stage(CommandMeta("dave"), account_id, stage, "review")
     _complaints(app, account_id, ann.created_id)
+    _surveys_and_deals(app, account_id, ann.created_id)
     return account_id
+
+
+def _surveys_and_deals(app, account_id, contact_id):
+    """Two surveys (one from Ann) and deals in two currencies."""
+    for level, score, contact in (
+        (SatisfactionLevel.VERY_SATISFIED, 10, contact_id),
+        (SatisfactionLevel.NEUTRAL, 6, None),
+    ):
+        app.record_survey(
+            ALICE,
+            account_id,
+            satisfaction=level,
+            intent_to_buy_again=PurchaseIntent.UNSURE,
+            likelihood_to_recommend=score,
+            comment=f"scored {score}",
+            contact_id=contact,
+            answered_at=EARLIER,
+        )
+    for amount, currency in (("0.10", "EUR"), ("0.20", "EUR"), ("1500", "JPY")):
+        app.close_deal(
+            CommandMeta("erin"),
+            account_id,
+            amount=amount,
+            currency=currency,
+            product="torque wrenches",
+            closed_at=EARLIER,
+            place="Lyon",
+        )
 
 
 def _complaints(app, account_id, contact_id):

@@ -16,6 +16,8 @@ from domain.values import (
     Channel,
     ComplaintSeverity,
     Direction,
+    PurchaseIntent,
+    SatisfactionLevel,
     Stage,
     Tier,
 )
@@ -33,7 +35,31 @@ commands = st.one_of(
         st.sampled_from(["acknowledge", "escalate", "resolve", "reopen", "close"]),
         st.integers(min_value=0, max_value=5),
     ),
+    st.tuples(st.just("survey"), st.integers(min_value=-1, max_value=11)),
+    st.tuples(st.just("deal"), st.sampled_from(["0.10", "0.20", "1e3", "0", "12.345"])),
 )
+
+
+def survey_or_deal(account: Account, kind: str, arg: object) -> None:
+    """Survey ids and deal ids repeat now and then: a repeat is refused."""
+    if kind == "survey":
+        score = int(str(arg))
+        account.record_survey(
+            survey_id=UUID(int=2000 + score % 3),
+            satisfaction=list(SatisfactionLevel)[score % 5],
+            intent_to_buy_again=list(PurchaseIntent)[score % 3],
+            likelihood_to_recommend=score,
+            comment="fine",
+            answered_at=NOW,
+        )
+    else:
+        account.close_deal(
+            deal_id=UUID(int=3000 + len(account.deals) % 4),
+            amount=str(arg),
+            currency="EUR",
+            product="wrenches",
+            closed_at=NOW,
+        )
 
 
 def complain(account: Account, kind: str, arg: object, filed: list[UUID]) -> None:
@@ -72,6 +98,9 @@ def run(
     account: Account, command: tuple[str, object], logged: list[UUID], filed: list[UUID]
 ) -> None:
     kind, arg = command
+    if kind in {"survey", "deal"}:
+        survey_or_deal(account, kind, arg)
+        return
     if kind in {"complain", "acknowledge", "escalate", "resolve", "reopen", "close"}:
         complain(account, kind, arg, filed)
         return
