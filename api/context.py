@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -24,6 +25,8 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 CORRELATION_HEADER = "x-correlation-id"
+# The commandId of the mutation being resolved (see api.schema.CommandIds).
+REQUESTED_COMMAND_ID: ContextVar[UUID | None] = ContextVar("command_id", default=None)
 API_KEY_HEADER = "x-api-key"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rapport"'}
 
@@ -80,8 +83,10 @@ class Context(BaseContext):
 
     def command_meta(self) -> CommandMeta:
         """Each mutation is a command of its own, caused by the request, and
-        allowed only on accounts the principal may act on (before and after)."""
-        command_id = uuid4()
+        allowed only on accounts the principal may act on (before and after).
+        A ``commandId`` from the client makes it idempotent."""
+        requested = REQUESTED_COMMAND_ID.get()
+        command_id = requested or uuid4()
         principal = self.principal
         if principal is None:
             raise Unauthenticated("no credentials")
@@ -95,6 +100,7 @@ class Context(BaseContext):
             command_id=command_id,
             correlation_id=self.correlation_id,
             causation_id=command_id,
+            idempotent=requested is not None,
             authorize=authorize,
         )
 

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
+from uuid import UUID
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
@@ -19,10 +20,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.auth import KEY_PREFIX, ApiKeys, JwtSettings, JwtVerifier, Principal, Role
 from api.settings import Settings
-from domain.application import Accounts
+from domain.application import Accounts, Outcome
 from eventstore.audit import Audit
 from eventstore.database import eventsourcing_env
-from eventstore.recorder import APP_WRITTEN_COLUMNS, recorder_of
+from eventstore.recorder import APP_WRITTEN_COLUMNS, RapportRecorder, recorder_of
 from eventstore.sealing import attach_keys, drop_snapshots_before_sealing
 from eventstore.webhooks import Backoff, WebhookDispatcher, WebhookStore
 from projections.runner import PROJECTED_CHANNEL, Projections
@@ -44,6 +45,7 @@ def open_store(
         migrate = Settings.from_env().migrate_on_start
     app = Accounts(env=eventsourcing_env(database_url, create_tables=migrate))
     attach_keys(app)
+    app.recorded_outcome = partial(recorded_outcome, recorder_of(app))
     projections = Projections(app, database_url)
     if migrate:
         projections.migrate()
@@ -52,6 +54,15 @@ def open_store(
             for statement in api_keys_of(app).create_statements():
                 cur.execute(statement)
     return app, projections
+
+
+def recorded_outcome(recorder: RapportRecorder, command_id: UUID) -> Outcome | None:
+    """The first outcome of a command recorded with this id, if any."""
+    found = recorder.command_outcome(command_id)
+    if found is None:
+        return None
+    account_id, version, position, created_id = found
+    return Outcome(account_id, version, position, created_id)
 
 
 def api_keys_of(app: Accounts) -> ApiKeys:
@@ -113,6 +124,7 @@ def grant_least_privilege(app: Accounts, projections: Projections, role: str) ->
             recorder.relayed_table, recorder.webhooks_table, who
         ),
         SQL("GRANT SELECT, INSERT ON {} TO {}").format(recorder.deliveries_table, who),
+        SQL("GRANT SELECT, INSERT ON {} TO {}").format(recorder.commands_table, who),
         SQL("GRANT EXECUTE ON FUNCTION {}() TO {}").format(recorder.lock_function, who),
         SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
             SQL(", ").join(view_tables), who

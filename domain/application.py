@@ -16,7 +16,13 @@ from eventsourcing.domain import MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from domain.account import Account, ComplaintRecord, Contact, InteractionRecord
-from domain.errors import AccountAlreadyExists, AccountNotFound, ConcurrencyConflict
+from domain.errors import (
+    AccountAlreadyExists,
+    AccountNotFound,
+    CommandAlreadyRecorded,
+    ConcurrencyConflict,
+    InvalidValue,
+)
 from domain.values import (
     AccountKind,
     Address,
@@ -50,6 +56,9 @@ class CommandMeta:
     command_id: UUID = field(default_factory=uuid4)
     correlation_id: UUID = field(default_factory=uuid4)
     causation_id: UUID | None = None
+    idempotent: bool = False
+    """The client chose ``command_id``: a command recorded with it before is
+    not run again, and its first outcome is the answer."""
     authorize: Callable[[Account], None] | None = field(default=None, compare=False)
     """Raises if the actor may not act on this account: called with the state
     a command starts from and with the state it leaves."""
@@ -173,6 +182,8 @@ class Accounts(Application[UUID]):
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env)
         self._get_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+        # Where idempotent commands' first outcomes are kept (set by the store).
+        self.recorded_outcome: Callable[[UUID], Outcome | None] = lambda _: None
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -210,10 +221,14 @@ class Accounts(Application[UUID]):
         )
         if manager is not None:
             account.assign_manager(manager=manager, reason="opened by its manager")
-        try:
-            return self._save(account, meta)
-        except IntegrityError:
-            raise AccountAlreadyExists(account.id) from None
+
+        def save() -> Outcome:
+            try:
+                return self._save(account, meta)
+            except IntegrityError:
+                raise AccountAlreadyExists(account.id) from None
+
+        return self._once(meta, account_id, save)
 
     def get_account(self, account_id: UUID, version: int | None = None) -> Account:
         """The account now (from the cache, brought up to date), or at ``version``.
@@ -667,6 +682,22 @@ class Accounts(Application[UUID]):
         that got in first, is a ConcurrencyConflict. Without one the command is
         re-run on the fresh state, its rules checked again.
         """
+        return self._once(
+            meta,
+            account_id,
+            lambda: self._change_once(
+                meta, account_id, expected_version, command, created_id
+            ),
+        )
+
+    def _change_once(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        expected_version: int | None,
+        command: Callable[[Account], None],
+        created_id: UUID | None,
+    ) -> Outcome:
         for attempt in range(CONFLICT_RETRIES + 1):
             account = self.get_account(account_id)
             meta.allows(account)
@@ -681,11 +712,29 @@ class Accounts(Application[UUID]):
                     raise ConcurrencyConflict(expected_version, latest) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _once(
+        self, meta: CommandMeta, account_id: UUID | None, run: Callable[[], Outcome]
+    ) -> Outcome:
+        """Run a command, or, if its id was recorded before, answer as it did."""
+        if not meta.idempotent:
+            return run()
+        try:
+            outcome = self.recorded_outcome(meta.command_id) or run()
+        except CommandAlreadyRecorded:  # a retry that raced the first attempt
+            first = self.recorded_outcome(meta.command_id)
+            if first is None:  # pragma: no cover - the row committed before the error
+                raise
+            outcome = first
+        if account_id is not None and outcome.account_id != account_id:
+            msg = f"commandId {meta.command_id} was used for another account's command"
+            raise InvalidValue("commandId", msg)
+        return outcome
+
     def _save(
         self, account: Account, meta: CommandMeta, created_id: UUID | None = None
     ) -> Outcome:
         meta.allows(account)
-        recordings = self.save(account, meta=meta)
+        recordings = self.save(account, meta=meta, created_id=created_id)
         return Outcome(
             account_id=account.id,
             version=account.version,

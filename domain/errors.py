@@ -19,6 +19,16 @@ class InvalidValue(DomainError):
         self.field = field
 
 
+class CommandAlreadyRecorded(Exception):
+    """A command with this id was recorded before: its first outcome stands.
+
+    Not a ``DomainError``: the caller answers with that first outcome."""
+
+    def __init__(self, command_id: object) -> None:
+        super().__init__(f"command {command_id} was recorded before")
+        self.command_id = command_id
+
+
 class AccountNotFound(DomainError):
     code = "ACCOUNT_NOT_FOUND"
 

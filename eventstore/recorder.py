@@ -30,6 +30,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Identifier, Literal
 
 from domain.account import Account
+from domain.errors import CommandAlreadyRecorded
 
 # Event ids are derived from (account, version): stable across export/import.
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://rapport.invalid/events")
@@ -142,6 +143,7 @@ class RapportRecorder(PostgresApplicationRecorder):
             "keys": Identifier(keys_table_name(events_table_name)),
             "relayed": Identifier(f"{events_table_name}_relayed"),
             "webhooks": Identifier(f"{events_table_name}_webhooks"),
+            "commands": Identifier(f"{events_table_name}_commands"),
             "deliveries": Identifier(f"{events_table_name}_webhook_deliveries"),
             "deliveries_index": Identifier(f"{events_table_name}_webhook_deliveries_idx"),
             "erase": Identifier(f"{events_table_name}_erase"),
@@ -238,6 +240,12 @@ class RapportRecorder(PostgresApplicationRecorder):
                 "CREATE TABLE IF NOT EXISTS {schema}.{relayed} (relay text PRIMARY KEY,"
                 " position bigint NOT NULL,"
                 " updated_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+                # Commands a client gave an id (commandId): one row each, written
+                # with the command's events, so a retry finds the first outcome.
+                "CREATE TABLE IF NOT EXISTS {schema}.{commands} ("
+                " command_id uuid PRIMARY KEY, account_id uuid NOT NULL,"
+                " version bigint NOT NULL, position bigint NOT NULL, created_id uuid,"
+                " recorded_at timestamptz NOT NULL DEFAULT clock_timestamp())",
                 # Webhooks (eventstore.webhooks): each one's progress and lease,
                 # and a log of every delivery attempt.
                 "CREATE TABLE IF NOT EXISTS {schema}.{webhooks} (id uuid PRIMARY KEY,"
@@ -271,6 +279,17 @@ class RapportRecorder(PostgresApplicationRecorder):
         self.keys_table = SQL("{schema}.{keys}").format(**names)
         self.relayed_table = SQL("{schema}.{relayed}").format(**names)
         self.webhooks_table = SQL("{schema}.{webhooks}").format(**names)
+        self.commands_table = SQL("{schema}.{commands}").format(**names)
+        self.commands_key = f"{events_table_name}_commands_pkey"
+        self.insert_command = SQL(
+            "INSERT INTO {schema}.{commands}"
+            " (command_id, account_id, version, position, created_id)"
+            " VALUES (%s, %s, %s, %s, %s)"
+        ).format(**names)
+        self.select_command = SQL(
+            "SELECT account_id, version, position, created_id FROM {schema}.{commands}"
+            " WHERE command_id = %s"
+        ).format(**names)
         self.deliveries_table = SQL("{schema}.{deliveries}").format(**names)
         self.lock_table_statements = [
             self.lock_table_statements[0],  # SET LOCAL lock_timeout
@@ -400,8 +419,43 @@ class RapportRecorder(PostgresApplicationRecorder):
                             prepare=True,
                         )
                         write.positions = [r["notification_id"] for r in curs.fetchall()]
+                        self._record_command(curs, write)
+                except psycopg.errors.UniqueViolation as error:
+                    if error.diag.constraint_name == self.commands_key:
+                        command_id = write.kwargs["meta"].command_id
+                        write.error = CommandAlreadyRecorded(command_id)
+                    else:
+                        write.error = IntegrityError(str(error))
                 except psycopg.IntegrityError as error:
                     write.error = IntegrityError(str(error))
+
+    def _record_command(self, curs: Cursor[DictRow], write: _Write) -> None:
+        """The outcome of a command the client gave an id, beside its events."""
+        meta = write.kwargs.get("meta")
+        if not getattr(meta, "idempotent", False):
+            return
+        last = write.stored_events[-1]
+        curs.execute(
+            self.insert_command,
+            (
+                meta.command_id,  # type: ignore[union-attr]
+                last.originator_id,
+                last.originator_version,
+                write.positions[-1],
+                write.kwargs.get("created_id"),
+            ),
+        )
+
+    def command_outcome(
+        self, command_id: UUID
+    ) -> tuple[UUID, int, int, UUID | None] | None:
+        """Account, version, position and created id of a recorded command."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_command, (command_id,))
+            row = curs.fetchone()
+        if row is None:
+            return None
+        return row["account_id"], row["version"], row["position"], row["created_id"]
 
     def read_after(self, position: int, limit: int) -> list[RecordedEvent]:
         """Events after ``position`` in commit order, with their metadata."""

@@ -13,7 +13,7 @@ from api.schema.accounts import AccountQueries
 from api.schema.audit import AuditQueries
 from api.schema.complaints import ComplaintMutations, ComplaintQueries
 from api.schema.deals import DealMutations
-from api.schema.mutations import AccountMutations
+from api.schema.mutations import AccountMutations, CommandIds
 from api.schema.scalars import SCALARS, InvalidArgument
 from api.schema.subscriptions import Subscription
 from api.schema.surveys import SurveyMutations, SurveyQueries
@@ -47,5 +47,5 @@ schema = strawberry.Schema(
     mutation=Mutation,
     subscription=Subscription,
     config=StrawberryConfig(scalar_map=SCALARS),
-    extensions=[partial(MaskErrors, should_mask_error=_unexpected)],
+    extensions=[CommandIds, partial(MaskErrors, should_mask_error=_unexpected)],
 )

@@ -3,16 +3,20 @@ after the change (read-your-writes), or with a typed error and nothing written."
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import psycopg
 import strawberry
+from graphql import GraphQLResolveInfo
+from strawberry.extensions import SchemaExtension
+from strawberry.utils.await_maybe import AwaitableOrValue
 
-from api.context import Info
+from api.context import REQUESTED_COMMAND_ID, Info
 from api.schema.access import (
     ADMINS,
     REASSIGNERS,
@@ -148,6 +152,43 @@ def _opening_manager(info: Info, manager: str | None) -> str | None:
     return chosen
 
 
+class CommandIds(SchemaExtension):
+    """Hands each mutation's ``input.commandId`` to the command it runs
+    (``Context.command_meta``), for the time that mutation is resolved."""
+
+    def resolve(
+        self,
+        _next: Callable[..., Any],
+        root: Any,
+        info: GraphQLResolveInfo[Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> AwaitableOrValue[object]:
+        given = kwargs.get("input")
+        # graphql-core hands over the arguments as parsed GraphQL values.
+        raw = given.get("commandId") if isinstance(given, dict) else None
+        if info.parent_type.name != "Mutation" or raw is None:
+            resolved: AwaitableOrValue[object] = _next(root, info, *args, **kwargs)
+            return resolved
+
+        async def resolve_with_command_id() -> object:
+            token = REQUESTED_COMMAND_ID.set(UUID(str(raw)))
+            try:
+                result = _next(root, info, *args, **kwargs)
+                return await result if inspect.isawaitable(result) else result
+            finally:
+                REQUESTED_COMMAND_ID.reset(token)
+
+        return resolve_with_command_id()
+
+
+COMMAND_ID = (
+    "Makes the command idempotent: a retry with the same id writes nothing and "
+    "answers with the first attempt's outcome (version, position, created ids), "
+    "also when retries race."
+)
+
+
 @strawberry.input
 class AccountCommandInput:
     """What every command on an existing account carries."""
@@ -158,6 +199,7 @@ class AccountCommandInput:
         description="The version the client based the command on; a mismatch is a "
         "ConcurrencyConflict and nothing is written.",
     )
+    command_id: UUID | None = strawberry.field(default=None, description=COMMAND_ID)
 
 
 @strawberry.input
@@ -207,6 +249,7 @@ class OpenAccountInput:
         description="Who manages it from the start. Agents and managers open "
         "accounts they manage: left out, it is themselves.",
     )
+    command_id: UUID | None = strawberry.field(default=None, description=COMMAND_ID)
 
 
 @strawberry.input
