@@ -64,6 +64,7 @@ from domain.values import (
 
 MAX_EFFORT_MINUTES = 24 * 60
 MAX_TEXT = 4000
+MAX_PARTICIPANTS = 100
 MAX_ESCALATION_LEVEL = 10
 
 
@@ -653,6 +654,9 @@ class Account(Aggregate):
             raise InvalidValue(
                 "effortMinutes", f"effort must be 0 to {MAX_EFFORT_MINUTES} minutes"
             )
+        if len(participants) > MAX_PARTICIPANTS:
+            msg = f"at most {MAX_PARTICIPANTS} participants"
+            raise InvalidValue("participants", msg)
         self.trigger_event(
             self.InteractionLogged,
             interaction_id=interaction_id,

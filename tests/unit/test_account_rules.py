@@ -152,6 +152,8 @@ def test_a_written_confirmation_cannot_itself_be_oral():
         ({"effort_minutes": -5}, "effortMinutes"),
         ({"effort_minutes": 24 * 60 + 1}, "effortMinutes"),
         ({"summary": "x" * 4001}, "summary"),
+        ({"participants": ("Ann",) * 101}, "participants"),
+        ({"participants": ("",)}, "participants"),
     ],
 )
 def test_interaction_input_is_validated(changes, field):
