@@ -21,9 +21,9 @@ from api.schema.errors import (
     ValidationError,
     error_result,
 )
-from api.schema.loaders import request_loader
+from api.schema.loaders import request_loader, timeline
 from api.schema.mutations import AccountChange, AccountCommandInput, _changed, _execute
-from api.schema.scalars import Connection, Position, connection, decode_cursor, page_size
+from api.schema.scalars import Connection, Position
 from domain.errors import DomainError
 from domain.money import money_text
 from projections import queries
@@ -122,34 +122,19 @@ async def deal_trend(info: Info, account_id: UUID, version: int) -> list[DealTre
     return [DealTrend.from_row(r) for r in summary["currencies"] if r["trend_deals"]]
 
 
-async def _load_first_deals(
-    runtime: Runtime, keys: list[tuple[UUID, int, int]]
-) -> list[list[dict[str, Any]]]:
-    pages: dict[tuple[UUID, int], list[dict[str, Any]]] = {}
-    async with runtime.pool.connection() as conn:
-        for limit in {limit for _, _, limit in keys}:
-            ids = [account_id for account_id, _, size in keys if size == limit]
-            found = await queries.first_of_timeline(conn, "deals", ids, limit)
-            pages.update({(account_id, limit): found[account_id] for account_id in ids})
-    return [pages[account_id, limit] for account_id, _, limit in keys]
-
-
 async def account_deals(
     info: Info, account_id: UUID, version: int, first: int, after: str | None
 ) -> Connection[Deal]:
-    """Newest closed first; the first page batched across a request's accounts."""
-    limit = page_size(first, info.context.runtime.settings.max_page_size)
-    if after is None:
-        loader = request_loader(info, "first_deals", _load_first_deals)
-        rows = await loader.load((account_id, version, limit + 1))
-    else:
-        key = decode_cursor(after, datetime.fromisoformat, UUID)
-        async with info.context.runtime.pool.connection() as conn:
-            rows = await queries.timeline_page(conn, "deals", account_id, limit + 1, key)
-    return connection(
-        [Deal.from_row(row) for row in rows],
-        [(row["closed_at"].isoformat(), row["deal_id"]) for row in rows],
-        limit,
+    """Newest closed first."""
+    keys = ("closed_at", "deal_id")
+    return await timeline(
+        info,
+        "deals",
+        keys,
+        Deal.from_row,
+        account_id=account_id,
+        version=version,
+        first=first,
         after=after,
     )
 

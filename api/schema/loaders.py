@@ -9,15 +9,20 @@ change is never an answer loaded before it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable
+from datetime import datetime
 from typing import Any, TypeVar
+from uuid import UUID
 from weakref import WeakKeyDictionary
 
 from strawberry.dataloader import DataLoader
 
 from api.context import Context, Info
 from api.runtime import Runtime
+from api.schema.scalars import Connection, connection, decode_cursor, page_size
+from projections import queries
 
 K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
 
 Load = Callable[[Runtime, list[K]], Awaitable[list[Any]]]
 
@@ -39,3 +44,50 @@ def request_loader(info: Info, name: str, load: Load[K]) -> DataLoader[K, Any]:
 
         loaders[name] = DataLoader(load_fn=batch)
     return loaders[name]
+
+
+def _first_pages(table: str) -> Load[tuple[UUID, int, int]]:
+    """First pages of many accounts' timelines: one query per page size asked."""
+
+    async def load(
+        runtime: Runtime, keys: list[tuple[UUID, int, int]]
+    ) -> list[list[dict[str, Any]]]:
+        pages: dict[tuple[UUID, int], list[dict[str, Any]]] = {}
+        async with runtime.pool.connection() as conn:
+            for limit in {limit for _, _, limit in keys}:
+                ids = [account_id for account_id, _, size in keys if size == limit]
+                found = await queries.first_of_timeline(conn, table, ids, limit)
+                pages.update({(account_id, limit): found[account_id] for account_id in ids})
+        return [pages[account_id, limit] for account_id, _, limit in keys]
+
+    return load
+
+
+async def timeline(
+    info: Info,
+    table: str,
+    key_columns: tuple[str, str],
+    node: Callable[[dict[str, Any]], T],
+    *,
+    account_id: UUID,
+    version: int,
+    first: int,
+    after: str | None,
+) -> Connection[T]:
+    """A page of an account's rows in ``table``, newest first by ``key_columns``
+    (a time and an id); the first page batched across a request's accounts."""
+    limit = page_size(first, info.context.runtime.settings.max_page_size)
+    if after is None:
+        loader = request_loader(info, f"first_{table}", _first_pages(table))
+        rows = await loader.load((account_id, version, limit + 1))
+    else:
+        key = decode_cursor(after, datetime.fromisoformat, UUID)
+        async with info.context.runtime.pool.connection() as conn:
+            rows = await queries.timeline_page(conn, table, account_id, limit + 1, key)
+    moment, row_id = key_columns
+    return connection(
+        [node(row) for row in rows],
+        [(row[moment].isoformat(), row[row_id]) for row in rows],
+        limit,
+        after=after,
+    )

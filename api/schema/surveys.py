@@ -20,9 +20,9 @@ from api.schema.errors import (
     ValidationError,
     error_result,
 )
-from api.schema.loaders import request_loader
+from api.schema.loaders import request_loader, timeline
 from api.schema.mutations import AccountChange, AccountCommandInput, _changed, _execute
-from api.schema.scalars import Connection, Position, connection, decode_cursor, page_size
+from api.schema.scalars import Connection, Position
 from domain.errors import DomainError
 from domain.values import PurchaseIntent, SatisfactionLevel
 from projections import queries
@@ -164,34 +164,19 @@ async def account_satisfaction(info: Info, account_id: UUID, version: int) -> Sa
     return Satisfaction.from_row(await loader.load((account_id, version)))
 
 
-async def _load_first_surveys(
-    runtime: Runtime, keys: list[tuple[UUID, int, int]]
-) -> list[list[dict[str, Any]]]:
-    pages: dict[tuple[UUID, int], list[dict[str, Any]]] = {}
-    async with runtime.pool.connection() as conn:
-        for limit in {limit for _, _, limit in keys}:
-            ids = [account_id for account_id, _, size in keys if size == limit]
-            found = await queries.first_of_timeline(conn, "surveys", ids, limit)
-            pages.update({(account_id, limit): found[account_id] for account_id in ids})
-    return [pages[account_id, limit] for account_id, _, limit in keys]
-
-
 async def account_surveys(
     info: Info, account_id: UUID, version: int, first: int, after: str | None
 ) -> Connection[Survey]:
-    """Newest answered first; the first page batched across a request's accounts."""
-    limit = page_size(first, info.context.runtime.settings.max_page_size)
-    if after is None:
-        loader = request_loader(info, "first_surveys", _load_first_surveys)
-        rows = await loader.load((account_id, version, limit + 1))
-    else:
-        key = decode_cursor(after, datetime.fromisoformat, UUID)
-        async with info.context.runtime.pool.connection() as conn:
-            rows = await queries.timeline_page(conn, "surveys", account_id, limit + 1, key)
-    return connection(
-        [Survey.from_row(row) for row in rows],
-        [(row["answered_at"].isoformat(), row["survey_id"]) for row in rows],
-        limit,
+    """Newest answered first."""
+    keys = ("answered_at", "survey_id")
+    return await timeline(
+        info,
+        "surveys",
+        keys,
+        Survey.from_row,
+        account_id=account_id,
+        version=version,
+        first=first,
         after=after,
     )
 

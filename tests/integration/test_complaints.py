@@ -5,18 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from uuid import UUID, uuid4
 
 import pytest
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
-from api.auth import Principal, Role
-from api.context import Context
-from api.schema import schema
-from api.settings import Settings
 from domain.account import Account
 from domain.application import CommandMeta
 from domain.complaints import DEFAULT_COMPLAINT_TARGETS, ComplaintTargets
@@ -272,20 +266,8 @@ def test_complaints_page_newest_first_without_gaps_or_repeats(
     assert seen == expected
 
 
-class CountingPool:
-    """The API's pool, counting the connections (one per query) a request takes."""
-
-    def __init__(self, pool):
-        self.pool = pool
-        self.taken = 0
-
-    def connection(self):
-        self.taken += 1
-        return self.pool.connection()
-
-
 def test_account_complaints_are_loaded_in_one_query_for_a_page_of_accounts(
-    app, projections, database_url
+    app, projections, counted_query
 ):
     tag = uuid4().hex[:8]
     for i in range(4):
@@ -301,30 +283,7 @@ def test_account_complaints_are_loaded_in_one_query_for_a_page_of_accounts(
       }
     }"""
 
-    async def run():
-        pool = AsyncConnectionPool(
-            database_url,
-            kwargs={"row_factory": dict_row, "autocommit": True},
-            min_size=1,
-            open=False,
-        )
-        await pool.open(wait=True)
-        try:
-            counting = CountingPool(pool)
-            runtime = SimpleNamespace(pool=counting, settings=Settings())
-            context = Context(
-                runtime=runtime,
-                principal=Principal("tester", Role.ADMIN),
-                correlation_id=uuid4(),
-            )
-            result = await schema.execute(
-                query, variable_values={"search": tag}, context_value=context
-            )
-            return result, counting.taken
-        finally:
-            await pool.close()
-
-    result, taken = asyncio.run(run())
+    result, taken = counted_query(query, {"search": tag})
     assert result.errors is None
     nodes = [edge["node"] for edge in result.data["accounts"]["edges"]]
     assert [

@@ -8,18 +8,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
-from api.auth import Principal, Role
-from api.context import Context
-from api.schema import schema
-from api.settings import Settings
 from domain.account import Account
 from domain.application import CommandMeta
 from domain.errors import ContactNotFound, InvalidValue
@@ -318,20 +312,8 @@ def test_surveys_and_deals_survive_a_stored_snapshot(app):
         _survey(app, account_id, VS, 10, days_ago=1, survey_id=survey)
 
 
-class CountingPool:
-    """The API's pool, counting the connections (one per query) a request takes."""
-
-    def __init__(self, pool):
-        self.pool = pool
-        self.taken = 0
-
-    def connection(self):
-        self.taken += 1
-        return self.pool.connection()
-
-
 def test_satisfaction_and_deals_are_loaded_in_one_query_each_for_a_page_of_accounts(
-    app, projections, database_url
+    app, projections, counted_query
 ):
     tag = uuid4().hex[:8]
     for i in range(4):
@@ -354,30 +336,7 @@ def test_satisfaction_and_deals_are_loaded_in_one_query_each_for_a_page_of_accou
       }
     }"""
 
-    async def run():
-        pool = AsyncConnectionPool(
-            database_url,
-            kwargs={"row_factory": dict_row, "autocommit": True},
-            min_size=1,
-            open=False,
-        )
-        await pool.open(wait=True)
-        try:
-            counting = CountingPool(pool)
-            runtime = SimpleNamespace(pool=counting, settings=Settings())
-            context = Context(
-                runtime=runtime,
-                principal=Principal(actor="tester", role=Role.ADMIN),
-                correlation_id=uuid4(),
-            )
-            result = await schema.execute(
-                query, variable_values={"search": tag}, context_value=context
-            )
-            return result, counting.taken
-        finally:
-            await pool.close()
-
-    result, taken = asyncio.run(run())
+    result, taken = counted_query(query, {"search": tag})
     assert result.errors is None, result.errors
     nodes = [edge["node"] for edge in result.data["accounts"]["edges"]]
     assert [n["dealCount"] for n in nodes] == [2 * i for i in range(4)]
