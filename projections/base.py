@@ -71,9 +71,10 @@ class View(PostgresTrackingRecorder):
         each answer (a handler that reads waits for its own).
         """
         fresh = [(e, r) for e, r in batch if r.position > position]
+        apply = self.apply  # bound once: binding a dispatching method has a cost
         with cur.connection.pipeline():
             for event, recorded in fresh:
-                self.apply(event, cur, recorded)
+                apply(event, cur, recorded)
         if not fresh:
             return position
         position = fresh[-1][1].position
