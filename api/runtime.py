@@ -19,6 +19,7 @@ from psycopg.sql import SQL, Identifier
 from psycopg_pool import AsyncConnectionPool
 
 from api.auth import KEY_PREFIX, ApiKeys, JwtSettings, JwtVerifier, Principal, Role
+from api.hardening import statement_timeout_kwargs
 from api.settings import Settings
 from domain.application import Accounts, Outcome
 from eventstore.audit import Audit
@@ -106,6 +107,7 @@ def grant_least_privilege(app: Accounts, projections: Projections, role: str) ->
         for view in projections.views.values()
         for name in (*view.tables, view.tracking_table_name)
     ]
+    view_tables.append(Identifier(projections.thank_you.tracking_table_name))
     statements = [
         SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, who),
         # Column by column: position, database time and hashes are the
@@ -233,7 +235,13 @@ class Runtime:
         self.audit = Audit(self.app)
         self.pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
             database_url,
-            kwargs={"row_factory": dict_row, "autocommit": True},
+            kwargs={
+                "row_factory": dict_row,
+                "autocommit": True,
+                **statement_timeout_kwargs(
+                    database_url, settings.statement_timeout_seconds
+                ),
+            },
             min_size=2,
             max_size=10,
             open=False,

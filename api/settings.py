@@ -6,6 +6,13 @@ import os
 from dataclasses import dataclass
 
 from domain.complaints import DEFAULT_COMPLAINT_TARGETS, ComplaintTargets
+from projections.health import (
+    DEFAULT_CONTACT_CADENCE,
+    DEFAULT_HOURLY_RATE,
+    DEFAULT_OVER_CONTACT_LIMIT,
+    ContactCadence,
+    HourlyRate,
+)
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -45,6 +52,34 @@ class Settings:
     jwt_issuer: str | None = None
     satisfaction_window_days: int = 90
     """CSAT and NPS count the surveys answered in this many days up to now."""
+    max_query_depth: int = 10
+    """How deeply fields may nest in one operation."""
+    max_query_tokens: int = 2000
+    """How many tokens (names, punctuation, values) one document may have."""
+    max_query_aliases: int = 20
+    """How many aliased fields one document may have."""
+    introspection: bool = True
+    """Answer introspection queries (``__schema``, ``__type``)."""
+    graphiql: bool = True
+    """Serve GraphiQL's page at /graphql to a browser."""
+    max_body_bytes: int = 1_048_576
+    """The largest request body accepted (413 above it)."""
+    statement_timeout_seconds: float = 30.0
+    """The longest one SQL statement of the API's connection pool may run; 0: no limit."""
+    rate_limit_per_second: float = 100.0
+    """Requests each credential (or client address) may make per second; 0: no limit."""
+    rate_limit_burst: int = 200
+    """Requests a credential may make at once before the rate applies."""
+    trusted_documents: str = "any"
+    """``any``: every query, persisted ones by hash too; ``only``: registered ones only."""
+    trusted_documents_file: str | None = None
+    """A JSON object of SHA-256 hash to document text: the registered documents."""
+    contact_cadence: ContactCadence = DEFAULT_CONTACT_CADENCE
+    """The longest each tier should go without contact."""
+    over_contact_limit: int = DEFAULT_OVER_CONTACT_LIMIT
+    """More outbound contacts than this in a rolling week is over-contact."""
+    hourly_rate: HourlyRate = DEFAULT_HOURLY_RATE
+    """What an hour of effort costs: prices the cost of serving an account."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -91,6 +126,39 @@ class Settings:
             satisfaction_window_days=_positive_days(
                 "RAPPORT_SATISFACTION_WINDOW_DAYS", cls.satisfaction_window_days
             ),
+            max_query_depth=_at_least_one("RAPPORT_MAX_QUERY_DEPTH", cls.max_query_depth),
+            max_query_tokens=_at_least_one(
+                "RAPPORT_MAX_QUERY_TOKENS", cls.max_query_tokens
+            ),
+            max_query_aliases=int(
+                os.environ.get("RAPPORT_MAX_QUERY_ALIASES") or cls.max_query_aliases
+            ),
+            introspection=_flag("RAPPORT_INTROSPECTION", cls.introspection),
+            graphiql=_flag("RAPPORT_GRAPHIQL", cls.graphiql),
+            max_body_bytes=_at_least_one("RAPPORT_MAX_BODY_BYTES", cls.max_body_bytes),
+            statement_timeout_seconds=float(
+                os.environ.get("RAPPORT_STATEMENT_TIMEOUT_SECONDS")
+                or cls.statement_timeout_seconds
+            ),
+            rate_limit_per_second=float(
+                os.environ.get("RAPPORT_RATE_LIMIT_PER_SECOND") or cls.rate_limit_per_second
+            ),
+            rate_limit_burst=_at_least_one(
+                "RAPPORT_RATE_LIMIT_BURST", cls.rate_limit_burst
+            ),
+            trusted_documents=_one_of(
+                "RAPPORT_TRUSTED_DOCUMENTS", cls.trusted_documents, ("any", "only")
+            ),
+            trusted_documents_file=os.environ.get("RAPPORT_TRUSTED_DOCUMENTS_FILE") or None,
+            contact_cadence=ContactCadence.parse(
+                os.environ.get("RAPPORT_CONTACT_CADENCE", "")
+            ),
+            over_contact_limit=_at_least_one(
+                "RAPPORT_OVER_CONTACT_LIMIT", cls.over_contact_limit
+            ),
+            hourly_rate=HourlyRate.parse(os.environ["RAPPORT_HOURLY_RATE"])
+            if os.environ.get("RAPPORT_HOURLY_RATE", "").strip()
+            else cls.hourly_rate,
         )
 
 
@@ -103,3 +171,19 @@ def _positive_days(name: str, default: int) -> int:
         msg = f"{name} must be a whole number of days from 1 to {MAX_WINDOW_DAYS}"
         raise ValueError(msg)
     return days
+
+
+def _at_least_one(name: str, default: int) -> int:
+    value = int(os.environ.get(name) or default)
+    if value < 1:
+        msg = f"{name} must be a whole number of at least 1"
+        raise ValueError(msg)
+    return value
+
+
+def _one_of(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (os.environ.get(name) or default).strip().lower()
+    if value not in allowed:
+        msg = f"{name} must be one of {', '.join(allowed)}"
+        raise ValueError(msg)
+    return value

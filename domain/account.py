@@ -26,7 +26,15 @@ from domain.errors import (
     ComplaintNotResolved,
     ConfirmationNotApplicable,
     ContactNotFound,
+    DealNotFound,
     EscalationLevelNotHigher,
+    FollowUpAlreadyCancelled,
+    FollowUpAlreadyCompleted,
+    FollowUpExists,
+    FollowUpNotFound,
+    GoalAlreadyAchieved,
+    GoalAlreadyDropped,
+    GoalNotFound,
     InteractionNotFound,
     InvalidValue,
     StageTransitionNotAllowed,
@@ -45,6 +53,9 @@ from domain.values import (
     ComplaintStatus,
     ContactChannel,
     Direction,
+    FollowedKind,
+    FollowUpStatus,
+    GoalStatus,
     Influence,
     PurchaseIntent,
     RelationshipType,
@@ -52,6 +63,8 @@ from domain.values import (
     Stage,
     Tier,
     bounded_text,
+    due_date,
+    due_moment,
     email_address,
     past_date,
     past_moment,
@@ -125,7 +138,14 @@ class Account(Aggregate):
             snapshot: Account.Snapshot = super().take(aggregate)
             snapshot.state["contacts"] = list(aggregate.contacts.values())
             snapshot.state["former_contacts"] = list(aggregate.former_contacts.values())
-            for name in ("interactions", "complaints", "surveys", "deals"):
+            for name in (
+                "interactions",
+                "complaints",
+                "surveys",
+                "deals",
+                "follow_ups",
+                "goals",
+            ):
                 snapshot.state[name] = [
                     [str(key), record] for key, record in getattr(aggregate, name).items()
                 ]
@@ -139,6 +159,10 @@ class Account(Aggregate):
                 state[name] = {c.contact_id: c for c in state[name]}
             for name in ("interactions", "complaints", "surveys", "deals"):
                 state[name] = {UUID(k): r for k, r in state[name]}
+            state["follow_ups"] = {
+                UUID(k): FollowUpStatus(v) for k, v in state["follow_ups"]
+            }
+            state["goals"] = {UUID(k): GoalStatus(v) for k, v in state["goals"]}
             state["channels"] = tuple(state["channels"])
             state["kind"] = AccountKind(state["kind"])
             state["tier"] = Tier(state["tier"])
@@ -155,8 +179,9 @@ class Account(Aggregate):
     # and purchase characteristics (snapshots of version 1 lack them).
     # Version 3 keeps removed contacts (they may still be erased) and whether
     # the account's personal data was erased. Version 4 keeps complaints.
-    # Version 5 keeps the ids of surveys and deals.
-    class_version = 5
+    # Version 5 keeps the ids of surveys and deals. Version 6 keeps follow-ups
+    # and goals (where each stands).
+    class_version = 6
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -176,6 +201,11 @@ class Account(Aggregate):
     def upcast_v4_v5(state: dict[str, Any]) -> None:
         state["surveys"] = []
         state["deals"] = []
+
+    @staticmethod
+    def upcast_v5_v6(state: dict[str, Any]) -> None:
+        state["follow_ups"] = []
+        state["goals"] = []
 
     class AccountOpened(Aggregate.Created):
         """Version 2 adds special requirements and purchase characteristics."""
@@ -227,6 +257,8 @@ class Account(Aggregate):
         """When each survey was answered, by survey id."""
         self.deals: dict[UUID, datetime] = {}
         """When each deal was closed, by deal id."""
+        self.follow_ups: dict[UUID, FollowUpStatus] = {}
+        self.goals: dict[UUID, GoalStatus] = {}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Account:
         """A copy for a command, cheap however long the history: every value
@@ -1063,6 +1095,214 @@ class Account(Aggregate):
             place=bounded_text("place", place.strip(), 200),
         )
 
+    # -- follow-ups ------------------------------------------------------------------
+    #
+    # open → completed, or open → cancelled; both are final. A follow-up follows
+    # an interaction, a deal or a complaint of the account, and has an owner and
+    # a due moment. Its texts (reason, outcome, why it was cancelled) can name
+    # people: they are the account's personal data.
+
+    class FollowUpScheduled(Aggregate.Event):
+        """Something to do by ``due``, by ``owner``, after an interaction, a deal
+        or a complaint (``follows_kind`` and ``follows_id``)."""
+
+        follow_up_id: UUID
+        due: datetime
+        owner: str
+        reason: str
+        follows_kind: FollowedKind
+        follows_id: UUID
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.follow_ups[self.follow_up_id] = FollowUpStatus.OPEN
+
+    def schedule_follow_up(
+        self,
+        *,
+        follow_up_id: UUID,
+        due: datetime,
+        owner: str,
+        reason: str,
+        follows_kind: FollowedKind,
+        follows_id: UUID,
+    ) -> None:
+        """Once the account's personal data was erased, follow-ups are still
+        scheduled, without a reason."""
+        if follow_up_id in self.follow_ups:
+            raise FollowUpExists(follow_up_id)
+        follows_kind = FollowedKind(follows_kind)
+        self._followed(follows_kind, follows_id)
+        self.trigger_event(
+            self.FollowUpScheduled,
+            follow_up_id=follow_up_id,
+            due=due_moment("due", due),
+            owner=required_text("owner", owner),
+            reason=self._personal_text("reason", reason, required=True),
+            follows_kind=follows_kind,
+            follows_id=follows_id,
+        )
+
+    class FollowUpCompleted(Aggregate.Event):
+        """Done: what came of it, and when."""
+
+        follow_up_id: UUID
+        outcome: str
+        completed_at: datetime
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.follow_ups[self.follow_up_id] = FollowUpStatus.COMPLETED
+
+    def complete_follow_up(
+        self, *, follow_up_id: UUID, completed_at: datetime, outcome: str = ""
+    ) -> None:
+        self._open_follow_up(follow_up_id)
+        self.trigger_event(
+            self.FollowUpCompleted,
+            follow_up_id=follow_up_id,
+            outcome=self._personal_text("outcome", outcome, required=False),
+            completed_at=past_moment("completedAt", completed_at),
+        )
+
+    class FollowUpCancelled(Aggregate.Event):
+        """Not needed any more, and why."""
+
+        follow_up_id: UUID
+        reason: str
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.follow_ups[self.follow_up_id] = FollowUpStatus.CANCELLED
+
+    def cancel_follow_up(self, *, follow_up_id: UUID, reason: str) -> None:
+        self._open_follow_up(follow_up_id)
+        self.trigger_event(
+            self.FollowUpCancelled,
+            follow_up_id=follow_up_id,
+            reason=self._personal_text("reason", reason, required=True),
+        )
+
+    def _open_follow_up(self, follow_up_id: UUID) -> None:
+        status = self.follow_ups.get(follow_up_id)
+        if status is None:
+            raise FollowUpNotFound(
+                f"follow-up {follow_up_id} was never scheduled on this account"
+            )
+        if status is FollowUpStatus.COMPLETED:
+            raise FollowUpAlreadyCompleted(f"follow-up {follow_up_id} is completed")
+        if status is FollowUpStatus.CANCELLED:
+            raise FollowUpAlreadyCancelled(
+                f"follow-up {follow_up_id} is cancelled; schedule a new one if needed"
+            )
+
+    def _followed(self, kind: FollowedKind, followed_id: UUID) -> None:
+        """What a follow-up follows must be on this account."""
+        if kind is FollowedKind.INTERACTION:
+            if followed_id not in self.interactions:
+                raise InteractionNotFound(
+                    f"interaction {followed_id} is not on this account"
+                )
+        elif kind is FollowedKind.DEAL:
+            if followed_id not in self.deals:
+                raise DealNotFound(f"deal {followed_id} was never closed on this account")
+        elif followed_id not in self.complaints:
+            raise ComplaintNotFound(
+                f"complaint {followed_id} was never filed on this account"
+            )
+
+    # -- goals and agreements -----------------------------------------------------------
+    #
+    # agreed → achieved, or agreed → dropped; both are final. A goal is written
+    # down with its phase, the person responsible and when it is due. Its
+    # description and why it was dropped are the account's personal data.
+
+    class GoalAgreed(Aggregate.Event):
+        """A goal agreed with the customer: what, who is responsible, by when,
+        and in which phase of the plan."""
+
+        goal_id: UUID
+        description: str
+        owner: str
+        due: date
+        phase: str
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.goals[self.goal_id] = GoalStatus.AGREED
+
+    def agree_goal(
+        self,
+        *,
+        goal_id: UUID,
+        description: str,
+        owner: str,
+        due: date,
+        phase: str = "",
+    ) -> None:
+        self._keeps_personal_data()
+        if goal_id in self.goals:
+            raise InvalidValue("goalId", f"goal {goal_id} exists")
+        self.trigger_event(
+            self.GoalAgreed,
+            goal_id=goal_id,
+            description=required_text("description", description, MAX_TEXT),
+            owner=required_text("owner", owner),
+            due=due_date("due", due),
+            phase=bounded_text("phase", phase.strip(), 200),
+        )
+
+    class GoalAchieved(Aggregate.Event):
+        goal_id: UUID
+        achieved_at: datetime
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.goals[self.goal_id] = GoalStatus.ACHIEVED
+
+    def achieve_goal(self, *, goal_id: UUID, achieved_at: datetime) -> None:
+        self._agreed_goal(goal_id)
+        self.trigger_event(
+            self.GoalAchieved,
+            goal_id=goal_id,
+            achieved_at=past_moment("achievedAt", achieved_at),
+        )
+
+    class GoalDropped(Aggregate.Event):
+        goal_id: UUID
+        reason: str
+
+        def apply(self, aggregate: Account) -> None:
+            aggregate.goals[self.goal_id] = GoalStatus.DROPPED
+
+    def drop_goal(self, *, goal_id: UUID, reason: str) -> None:
+        self._agreed_goal(goal_id)
+        self.trigger_event(
+            self.GoalDropped,
+            goal_id=goal_id,
+            reason=self._personal_text("reason", reason, required=True),
+        )
+
+    def _agreed_goal(self, goal_id: UUID) -> None:
+        status = self.goals.get(goal_id)
+        if status is None:
+            raise GoalNotFound(f"goal {goal_id} was never agreed on this account")
+        if status is GoalStatus.ACHIEVED:
+            raise GoalAlreadyAchieved(f"goal {goal_id} is achieved")
+        if status is GoalStatus.DROPPED:
+            raise GoalAlreadyDropped(
+                f"goal {goal_id} was dropped; agree a new one if it matters again"
+            )
+
+    def _personal_text(self, field: str, value: str, *, required: bool) -> str:
+        """A text that is the account's personal data. Once that was erased, the
+        lifecycle goes on without text."""
+        if self.personal_data_erased:
+            if value.strip():
+                raise SubjectErased(
+                    "this account's personal data was erased; it records no new "
+                    f"personal data ({field} must be left empty)"
+                )
+            return ""
+        if required:
+            return required_text(field, value, MAX_TEXT)
+        return bounded_text(field, value.strip(), MAX_TEXT)
+
 
 def _move_complaint(
     account: Account, complaint_id: UUID, moment: datetime, status: ComplaintStatus
@@ -1114,6 +1354,11 @@ PERSONAL_DATA: dict[type, PersonalFields] = {
     ),
     Account.ComplaintReopened: PersonalFields(("reason",)),
     Account.SurveyRecorded: PersonalFields(("comment",)),
+    Account.FollowUpScheduled: PersonalFields(("reason",)),
+    Account.FollowUpCompleted: PersonalFields(("outcome",)),
+    Account.FollowUpCancelled: PersonalFields(("reason",)),
+    Account.GoalAgreed: PersonalFields(("description",)),
+    Account.GoalDropped: PersonalFields(("reason",)),
 }
 
 

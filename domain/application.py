@@ -33,6 +33,7 @@ from domain.values import (
     ContactChannel,
     ContactChannelKind,
     Direction,
+    FollowedKind,
     Influence,
     PurchaseIntent,
     RelationshipType,
@@ -666,6 +667,125 @@ class Accounts(Application[UUID]):
                 place=place,
             ),
             created_id=deal_id,
+        )
+
+    def schedule_follow_up(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        *,
+        due: datetime,
+        owner: str,
+        reason: str,
+        follows_kind: FollowedKind,
+        follows_id: UUID,
+        expected_version: int | None = None,
+        follow_up_id: UUID | None = None,
+    ) -> Outcome:
+        follow_up_id = follow_up_id or uuid4()
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.schedule_follow_up(
+                follow_up_id=follow_up_id,
+                due=due,
+                owner=owner,
+                reason=reason,
+                follows_kind=follows_kind,
+                follows_id=follows_id,
+            ),
+            created_id=follow_up_id,
+        )
+
+    def complete_follow_up(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        follow_up_id: UUID,
+        *,
+        completed_at: datetime,
+        outcome: str = "",
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.complete_follow_up(
+                follow_up_id=follow_up_id, completed_at=completed_at, outcome=outcome
+            ),
+        )
+
+    def cancel_follow_up(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        follow_up_id: UUID,
+        *,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.cancel_follow_up(follow_up_id=follow_up_id, reason=reason),
+        )
+
+    def agree_goal(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        *,
+        description: str,
+        owner: str,
+        due: date,
+        phase: str = "",
+        expected_version: int | None = None,
+        goal_id: UUID | None = None,
+    ) -> Outcome:
+        goal_id = goal_id or uuid4()
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.agree_goal(
+                goal_id=goal_id, description=description, owner=owner, due=due, phase=phase
+            ),
+            created_id=goal_id,
+        )
+
+    def achieve_goal(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        goal_id: UUID,
+        *,
+        achieved_at: datetime,
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.achieve_goal(goal_id=goal_id, achieved_at=achieved_at),
+        )
+
+    def drop_goal(
+        self,
+        meta: CommandMeta,
+        account_id: UUID,
+        goal_id: UUID,
+        *,
+        reason: str,
+        expected_version: int | None = None,
+    ) -> Outcome:
+        return self._change(
+            meta,
+            account_id,
+            expected_version,
+            lambda a: a.drop_goal(goal_id=goal_id, reason=reason),
         )
 
     def _change(

@@ -131,3 +131,53 @@ class EscalationLevelNotHigher(DomainError):
     """An escalation goes up: each one to a higher level than the last."""
 
     code = "ESCALATION_LEVEL_NOT_HIGHER"
+
+
+class DealNotFound(DomainError):
+    """No deal with that id was ever closed on the account."""
+
+    code = "DEAL_NOT_FOUND"
+
+
+class FollowUpExists(InvalidValue):
+    """A follow-up with this id is already on the account (scheduled once only)."""
+
+    def __init__(self, follow_up_id: object) -> None:
+        super().__init__("followUpId", f"follow-up {follow_up_id} exists")
+        self.follow_up_id = follow_up_id
+
+
+class FollowUpNotFound(DomainError):
+    """No follow-up with that id was ever scheduled on the account."""
+
+    code = "FOLLOW_UP_NOT_FOUND"
+
+
+class FollowUpAlreadyCompleted(DomainError):
+    """A completed follow-up is done: it is neither completed again nor cancelled."""
+
+    code = "FOLLOW_UP_ALREADY_COMPLETED"
+
+
+class FollowUpAlreadyCancelled(DomainError):
+    """A cancelled follow-up is final: schedule a new one if it is needed again."""
+
+    code = "FOLLOW_UP_ALREADY_CANCELLED"
+
+
+class GoalNotFound(DomainError):
+    """No goal with that id was ever agreed on the account."""
+
+    code = "GOAL_NOT_FOUND"
+
+
+class GoalAlreadyAchieved(DomainError):
+    """An achieved goal is final: it is neither achieved again nor dropped."""
+
+    code = "GOAL_ALREADY_ACHIEVED"
+
+
+class GoalAlreadyDropped(DomainError):
+    """A dropped goal is final: agree a new one if it matters again."""
+
+    code = "GOAL_ALREADY_DROPPED"

@@ -115,6 +115,30 @@ class ComplaintStatus(StrEnum):
     CLOSED = "closed"
 
 
+class FollowUpStatus(StrEnum):
+    """Where a follow-up stands: open until completed or cancelled (both final)."""
+
+    OPEN = "open"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class FollowedKind(StrEnum):
+    """What a follow-up follows: something that happened on the account."""
+
+    INTERACTION = "interaction"
+    DEAL = "deal"
+    COMPLAINT = "complaint"
+
+
+class GoalStatus(StrEnum):
+    """Where an agreed goal stands: agreed until achieved or dropped (both final)."""
+
+    AGREED = "agreed"
+    ACHIEVED = "achieved"
+    DROPPED = "dropped"
+
+
 class SatisfactionLevel(StrEnum):
     """How satisfied a customer said they are, highest first."""
 
@@ -203,6 +227,31 @@ def past_moment(field: str, moment: datetime) -> datetime:
     if moment > datetime.now(tz=UTC) + FUTURE_SLACK:
         raise InvalidValue(field, f"{field} is in the future")
     return moment
+
+
+# How far ahead a due moment or date may lie.
+MAX_AHEAD = timedelta(days=3660)
+
+
+def due_moment(field: str, moment: datetime) -> datetime:
+    """A moment with a time zone, from 1900 to ten years ahead (past ones are
+    allowed: what was due yesterday is overdue today)."""
+    if moment.tzinfo is None:
+        raise InvalidValue(field, f"{field} needs a time zone")
+    if moment < EARLIEST:
+        raise InvalidValue(field, f"{field} is before {EARLIEST.year}")
+    if moment > datetime.now(tz=UTC) + MAX_AHEAD:
+        raise InvalidValue(field, f"{field} is more than ten years ahead")
+    return moment
+
+
+def due_date(field: str, day: date) -> date:
+    """A day from 1900 to ten years ahead."""
+    if day < EARLIEST.date():
+        raise InvalidValue(field, f"{field} is before {EARLIEST.year}")
+    if day > (datetime.now(tz=UTC) + MAX_AHEAD).date():
+        raise InvalidValue(field, f"{field} is more than ten years ahead")
+    return day
 
 
 def past_date(field: str, day: date | None) -> date | None:

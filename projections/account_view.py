@@ -294,6 +294,22 @@ class AccountView(View):
     @apply.register
     def _(
         self,
+        event: Account.FollowUpScheduled
+        | Account.FollowUpCompleted
+        | Account.FollowUpCancelled
+        | Account.GoalAgreed
+        | Account.GoalAchieved
+        | Account.GoalDropped,
+        cur: Cursor[DictRow],
+        recorded: RecordedEvent,
+    ) -> None:
+        """Follow-ups and goals are kept in their own views; the account's row
+        moves to their version."""
+        self._touch(cur, recorded, "")
+
+    @apply.register
+    def _(
+        self,
         event: Account.PersonalDataErased,
         cur: Cursor[DictRow],
         recorded: RecordedEvent,

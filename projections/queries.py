@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from psycopg import AsyncConnection
+from psycopg import AsyncClientCursor, AsyncConnection
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composable, Composed, Identifier
+from psycopg.sql import SQL, Composable, Composed, Identifier, Placeholder
 
 from domain.complaints import ComplaintTargets
 from domain.values import (
@@ -26,6 +27,7 @@ from domain.values import (
     Stage,
     Tier,
 )
+from projections import health
 
 Row = dict[str, Any]
 Conn = AsyncConnection[DictRow]
@@ -456,3 +458,257 @@ async def deal_summaries(
         else:
             summaries[row["account_id"]]["currencies"].append(row)
     return summaries
+
+
+# -- follow-ups and goals: overdue as of the read -------------------------------------
+
+
+@dataclass(frozen=True)
+class FollowUpFilter:
+    owner: str | None = None
+    status: str | None = None
+    overdue: bool | None = None
+    account_id: UUID | None = None
+    managers: Sequence[str] | None = None
+    """Only follow-ups of accounts managed by one of these (None: any)."""
+
+
+_FOLLOW_UPS = SQL(
+    "SELECT * FROM (SELECT f.*, f.status = 'open' AND f.due < n.as_of AS overdue"
+    " FROM follow_ups f CROSS JOIN (SELECT coalesce(%s::timestamptz, now()) AS as_of) n"
+    ") follow_up"
+)
+
+
+async def list_follow_ups(
+    conn: Conn,
+    where: FollowUpFilter,
+    limit: int,
+    after: tuple[datetime, UUID, UUID] | None,
+    as_of: datetime | None = None,
+) -> list[Row]:
+    """Follow-ups soonest due first (then account and follow-up id), ``limit``
+    rows after the keyset ``after``. An open follow-up whose due moment has
+    passed as of ``as_of`` (by default now) is overdue; ``overdue`` is filtered
+    here, in SQL."""
+    query: Composable = _FOLLOW_UPS
+    params: list[Any] = [as_of]
+    clauses: list[Composable] = []
+    for column in ("owner", "status", "account_id"):
+        value = getattr(where, column)
+        if value is not None:
+            clauses.append(SQL("{} = %s").format(Identifier(column)))
+            params.append(value)
+    if where.managers is not None:
+        clauses.append(SQL("manager = ANY(%s)"))
+        params.append(list(where.managers))
+    if where.overdue is not None:
+        clauses.append(SQL("overdue = %s"))
+        params.append(where.overdue)
+    if after is not None:
+        clauses.append(SQL("(due, account_id, follow_up_id) > (%s, %s, %s)"))
+        params.extend(after)
+    if clauses:
+        query += SQL(" WHERE ") + SQL(" AND ").join(clauses)
+    query += SQL(" ORDER BY due, account_id, follow_up_id LIMIT %s")
+    params.append(limit)
+    cur = await conn.execute(query, params)
+    return await cur.fetchall()
+
+
+async def follow_ups_by_account(
+    conn: Conn, account_ids: Sequence[UUID]
+) -> dict[UUID, list[Row]]:
+    """Every follow-up of each account, soonest due first, in one query."""
+    query = _FOLLOW_UPS + SQL(
+        " WHERE account_id = ANY(%s) ORDER BY account_id, due, follow_up_id"
+    )
+    cur = await conn.execute(query, [None, list(account_ids)])
+    return _grouped(account_ids, await cur.fetchall())
+
+
+async def goals_by_account(
+    conn: Conn, account_ids: Sequence[UUID]
+) -> dict[UUID, list[Row]]:
+    """Every goal of each account, soonest due first, in one query; an agreed
+    goal past its due date (as of today) is overdue."""
+    cur = await conn.execute(
+        "SELECT *, status = 'agreed' AND due < current_date AS overdue FROM goals"
+        " WHERE account_id = ANY(%s) ORDER BY account_id, due, goal_id",
+        (list(account_ids),),
+    )
+    return _grouped(account_ids, await cur.fetchall())
+
+
+def _grouped(account_ids: Sequence[UUID], rows: list[Row]) -> dict[UUID, list[Row]]:
+    grouped: dict[UUID, list[Row]] = {account_id: [] for account_id in account_ids}
+    for row in rows:
+        grouped[row["account_id"]].append(row)
+    return grouped
+
+
+# -- health, cadence and economics: signals as of the read ----------------------------
+#
+# One statement gathers every input of projections.health for a set of accounts,
+# as of a moment (by default the statement's time): recency against the tier's
+# cadence, outbound contacts in the last week, effort, CSAT and its change (the
+# satisfaction window's SQL above), open and breached complaints (the breach
+# definition above), the worst deal-value change per currency, and oral
+# interactions awaiting confirmation. The health score is rendered into SQL
+# from health.RULES, the one definition of its formula, so that lists sort by it.
+
+
+@dataclass(frozen=True)
+class SignalSettings:
+    cadence: health.ContactCadence
+    satisfaction_span: timedelta
+    complaint_targets: ComplaintTargets
+
+
+# Breached complaints count while open, or when filed in this many days before the read.
+BREACH_MEMORY = timedelta(days=90)
+
+
+def _health_score() -> tuple[Composed, dict[str, Any]]:
+    """``100 - sum(round(weight * clamp((signal - start) / (end - start), 0, 1), 1))``
+    over health.RULES, as in ``health.score``."""
+    terms: list[Composable] = []
+    params: dict[str, Any] = {}
+    for i, rule in enumerate(health.RULES):
+        weight, start, end = (f"rule_{i}_{part}" for part in ("weight", "start", "end"))
+        params |= {weight: Decimal(rule.weight), start: rule.start, end: rule.end}
+        terms.append(
+            SQL(
+                "round({weight}::numeric * least(greatest((coalesce({signal}::numeric,"
+                " {start}::numeric) - {start}::numeric) / ({end}::numeric"
+                " - {start}::numeric), 0), 1), 1)"
+            ).format(
+                weight=Placeholder(weight),
+                start=Placeholder(start),
+                end=Placeholder(end),
+                signal=Identifier(rule.signal),
+            )
+        )
+    return SQL("100 - ({})").format(SQL(" + ").join(terms)), params
+
+
+def _signals(
+    conn: Conn, scope: Composable, settings: SignalSettings, as_of: datetime | None
+) -> tuple[Composed, dict[str, Any]]:
+    """Every account of ``scope`` (a condition on account_view) with its signals
+    and its ``health_score``.
+
+    The complaints' breaches are the statement of ``_complaints_with_targets``,
+    whose positional parameters are bound here, by psycopg, to its text.
+    """
+    breaches, breach_params = _complaints_with_targets(settings.complaint_targets, as_of)
+    bound = AsyncClientCursor(conn).mogrify(breaches, breach_params)
+    score, score_params = _health_score()
+    inner = SQL(
+        "WITH n AS (SELECT coalesce(%(as_of)s::timestamptz, now()) AS as_of,"
+        " %(span)s::interval AS span),"
+        " cadence AS (SELECT * FROM unnest(%(tiers)s::text[], %(intervals)s::interval[])"
+        " AS c (tier, expected_interval)),"
+        " a AS (SELECT * FROM account_view WHERE {scope}),"
+        " contact AS (SELECT i.account_id, count(*) FILTER (WHERE i.direction = 'outbound'"
+        " AND i.occurred_at > n.as_of - %(week)s::interval AND i.occurred_at <= n.as_of)"
+        " AS contacts_last_week, sum(i.effort_minutes) AS effort_minutes"
+        " FROM interaction_timeline i CROSS JOIN n"
+        " WHERE i.account_id IN (SELECT account_id FROM a) GROUP BY i.account_id),"
+        " satisfaction AS (SELECT s.account_id, {scores} FROM surveys s CROSS JOIN n"
+        " WHERE s.account_id IN (SELECT account_id FROM a) AND {both}"
+        " GROUP BY s.account_id, n.as_of, n.span),"
+        " complaint AS (SELECT c.account_id, count(*) FILTER (WHERE c.breached"
+        " AND (c.status NOT IN ('resolved', 'closed')"
+        " OR c.filed_at > n.as_of - %(breach_memory)s::interval)) AS breached_complaints"
+        " FROM ({breaches}) c CROSS JOIN n"
+        " WHERE c.account_id IN (SELECT account_id FROM a) GROUP BY c.account_id),"
+        " deal AS (SELECT DISTINCT ON (account_id) account_id,"
+        " currency AS deal_change_currency, change AS deal_change FROM ("
+        " SELECT d.account_id, d.currency, (coalesce(sum(d.amount) FILTER"
+        " (WHERE d.closed_at > n.as_of - %(deal_span)s::interval), 0)"
+        " - sum(d.amount) FILTER (WHERE d.closed_at <= n.as_of - %(deal_span)s::interval))"
+        " / sum(d.amount) FILTER (WHERE d.closed_at <= n.as_of - %(deal_span)s::interval)"
+        " AS change FROM deals d CROSS JOIN n"
+        " WHERE d.account_id IN (SELECT account_id FROM a)"
+        " AND d.closed_at > n.as_of - 2 * %(deal_span)s::interval"
+        " AND d.closed_at <= n.as_of GROUP BY d.account_id, d.currency) per_currency"
+        " WHERE change IS NOT NULL ORDER BY account_id, change, currency)"
+        " SELECT a.*, n.as_of, a.last_interaction_at AS last_contact_at,"
+        " c.expected_interval,"
+        " extract(epoch FROM greatest(n.as_of - coalesce(a.last_interaction_at,"
+        " a.opened_at), '0'::interval)) / extract(epoch FROM c.expected_interval)"
+        " AS quiet_ratio,"
+        " coalesce(k.contacts_last_week, 0) AS contacts_last_week,"
+        " coalesce(k.effort_minutes, 0) AS effort_minutes,"
+        " coalesce(s.survey_count, 0) AS survey_count, s.csat,"
+        " s.csat - s.previous_csat AS csat_change,"
+        " coalesce(x.breached_complaints, 0) AS breached_complaints,"
+        " d.deal_change, d.deal_change_currency,"
+        " a.pending_confirmations AS unconfirmed_oral"
+        " FROM a CROSS JOIN n JOIN cadence c ON c.tier = a.tier"
+        " LEFT JOIN contact k ON k.account_id = a.account_id"
+        " LEFT JOIN satisfaction s ON s.account_id = a.account_id"
+        " LEFT JOIN complaint x ON x.account_id = a.account_id"
+        " LEFT JOIN deal d ON d.account_id = a.account_id"
+    ).format(
+        scope=scope,
+        scores=_scores(),
+        both=_IN_BOTH_WINDOWS,
+        breaches=SQL(bound.replace("%", "%%")),  # bound by psycopg: escape its percents
+    )
+    query = SQL(
+        "SELECT * FROM (SELECT *, {} AS health_score FROM ({}) signals) scored"
+    ).format(score, inner)
+    params = (
+        _satisfaction_params(settings.satisfaction_span, as_of)
+        | score_params
+        | {
+            "tiers": [str(tier) for tier in Tier],
+            "intervals": [settings.cadence.of(tier) for tier in Tier],
+            "week": health.CONTACT_WEEK,
+            "breach_memory": BREACH_MEMORY,
+            "deal_span": DEAL_TREND_SPAN,
+        }
+    )
+    return query, params
+
+
+async def account_signals(
+    conn: Conn,
+    account_ids: Sequence[UUID],
+    settings: SignalSettings,
+    as_of: datetime | None = None,
+) -> dict[UUID, Row]:
+    """The signals and health score of each account, as of ``as_of`` (by default
+    now), in one query."""
+    query, params = _signals(conn, SQL("account_id = ANY(%(ids)s)"), settings, as_of)
+    cur = await conn.execute(query, params | {"ids": list(account_ids)})
+    return {row["account_id"]: row for row in await cur.fetchall()}
+
+
+async def at_risk_accounts(
+    conn: Conn,
+    settings: SignalSettings,
+    limit: int,
+    after: tuple[Decimal, UUID] | None,
+    as_of: datetime | None = None,
+    managers: Sequence[str] | None = None,
+) -> list[Row]:
+    """Accounts (or those managed by one of ``managers``) with their signals,
+    lowest health score first, then by id: ``limit`` rows after the keyset
+    ``after``, as of ``as_of`` (by default now; a later page should pass the
+    first page's, since scores move with time).
+
+    The score is worked out for every account in scope on each page: no index
+    can order by a score that changes with the clock.
+    """
+    scope = SQL("(%(managers)s::text[] IS NULL OR manager = ANY(%(managers)s))")
+    query, params = _signals(conn, scope, settings, as_of)
+    params["managers"] = None if managers is None else list(managers)
+    if after is not None:
+        query += SQL(" WHERE (health_score, account_id) > (%(score)s::numeric, %(id)s)")
+        params |= {"score": after[0], "id": after[1]}
+    query += SQL(" ORDER BY health_score, account_id LIMIT %(limit)s")
+    cur = await conn.execute(query, params | {"limit": limit})
+    return await cur.fetchall()

@@ -22,9 +22,11 @@ from projections.account_view import AccountView
 from projections.base import View
 from projections.complaints import Complaints
 from projections.deals import Deals
+from projections.follow_ups import FollowUps, Goals
 from projections.histories import ManagerHistory, StageHistory, TierHistory
 from projections.interaction_timeline import InteractionTimeline
 from projections.satisfaction import Surveys
+from projections.thank_you import ThankYou, ThankYouPolicy
 
 log = logging.getLogger("rapport.projections")
 
@@ -37,6 +39,8 @@ VIEW_CLASSES: tuple[type[View], ...] = (
     Complaints,
     Surveys,
     Deals,
+    FollowUps,
+    Goals,
 )
 PROJECTED_CHANNEL = "rapport_projected"
 BATCH_SIZE = 1000
@@ -45,10 +49,18 @@ Progress = Callable[[int, int], None]
 
 
 class Projections:
-    """The views of one application and the loop that keeps them current."""
+    """The views of one application and the loop that keeps them current.
+
+    The loop also drives the thank-you process (``projections.thank_you``),
+    after the views: it writes events, which the views then take in.
+    """
 
     def __init__(
-        self, app: Accounts, database_url: str, batch_size: int = BATCH_SIZE
+        self,
+        app: Accounts,
+        database_url: str,
+        batch_size: int = BATCH_SIZE,
+        thank_you: ThankYouPolicy | None = None,
     ) -> None:
         recorder = recorder_of(app)
         self.app = app
@@ -56,10 +68,12 @@ class Projections:
         self.database_url = database_url
         self.batch_size = batch_size
         self.views = {cls.name: cls(recorder.datastore, app.name) for cls in VIEW_CLASSES}
+        self.thank_you = ThankYou(app, thank_you or ThankYouPolicy.from_env())
 
     def migrate(self) -> None:
         for view in self.views.values():
             view.create_table()
+        self.thank_you.create_table()
 
     def projected_position_sql(self) -> SQL:
         """The position every view has reached: a read of it sees all writes up to it."""
@@ -104,10 +118,19 @@ class Projections:
 
             while not stop.is_set():
                 announce(self.catch_up(announce))
+                self.run_processes()
                 # Writers NOTIFY on commit; the timeout bounds how long a
                 # stop request, or a missed notification, can go unnoticed.
                 for _ in conn.notifies(timeout=idle_wakeup, stop_after=1):
                     pass
+
+    def run_processes(self) -> None:
+        """Let the processes act on the events they have not seen; a failure is
+        logged, and what failed is tried again next round."""
+        try:
+            self.thank_you.catch_up()
+        except Exception:
+            log.exception("the thank-you process failed; it resumes next round")
 
     def rebuild(self, names: Iterable[str], progress: Progress | None = None) -> None:
         """Replay every event into the named views from an empty state.

@@ -32,6 +32,8 @@ from projections import queries
 if TYPE_CHECKING:
     from api.schema.complaints import Complaint
     from api.schema.deals import Deal, DealTrend, Money
+    from api.schema.follow_ups import FollowUp, Goal
+    from api.schema.health import Cadence, Economics, Health
     from api.schema.surveys import Satisfaction, Survey
 
 
@@ -344,6 +346,47 @@ class Account(AccountProfile):
         from api.schema.deals import deal_trend  # noqa: PLC0415
 
         return await deal_trend(info, self.id, self.version)
+
+    @strawberry.field(description="Follow-ups, soonest due first; overdue as of the query.")
+    async def follow_ups(
+        self, info: Info
+    ) -> list[Annotated[FollowUp, strawberry.lazy("api.schema.follow_ups")]]:
+        from api.schema.follow_ups import account_follow_ups  # noqa: PLC0415
+
+        return await account_follow_ups(info, self.id, self.version)
+
+    @strawberry.field(description="Goals agreed with the customer, soonest due first.")
+    async def goals(
+        self, info: Info
+    ) -> list[Annotated[Goal, strawberry.lazy("api.schema.follow_ups")]]:
+        from api.schema.follow_ups import account_goals  # noqa: PLC0415
+
+        return await account_goals(info, self.id, self.version)
+
+    # Cadence, health and economics: worked out as of the query (api.schema.health).
+    @strawberry.field(description="Contact against the tier's cadence, as of the query.")
+    async def cadence(
+        self, info: Info
+    ) -> Annotated[Cadence, strawberry.lazy("api.schema.health")]:
+        from api.schema.health import account_cadence  # noqa: PLC0415
+
+        return await account_cadence(info, self.id, self.version)
+
+    @strawberry.field(description="A health score 0-100 with the factors that made it.")
+    async def health(
+        self, info: Info
+    ) -> Annotated[Health, strawberry.lazy("api.schema.health")]:
+        from api.schema.health import account_health  # noqa: PLC0415
+
+        return await account_health(info, self.id, self.version)
+
+    @strawberry.field(description="Cost of serving against deal value; luxury flag.")
+    async def economics(
+        self, info: Info
+    ) -> Annotated[Economics, strawberry.lazy("api.schema.health")]:
+        from api.schema.health import account_economics  # noqa: PLC0415
+
+        return await account_economics(info, self.id, self.version)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Account:

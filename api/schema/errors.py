@@ -19,7 +19,8 @@ class ValidationError(Error):
 
 
 @strawberry.type(
-    description="The account, contact, interaction or complaint does not exist."
+    description="The account, contact, interaction, complaint, deal, follow-up or "
+    "goal does not exist."
 )
 class NotFoundError(Error):
     pass
@@ -46,6 +47,9 @@ _NOT_FOUND = (
     errors.ContactNotFound,
     errors.InteractionNotFound,
     errors.ComplaintNotFound,
+    errors.DealNotFound,
+    errors.FollowUpNotFound,
+    errors.GoalNotFound,
 )
 
 

@@ -11,10 +11,8 @@ import strawberry
 from api.context import Info
 from api.schema.access import INTEGRATORS, allow
 from api.schema.errors import NotFoundError, ValidationError
-from api.schema.scalars import InvalidArgument, Position
+from api.schema.scalars import Position, page_size
 from domain.errors import InvalidValue
-
-MAX_DELIVERIES = 100
 
 
 @strawberry.type(description="One attempt to deliver one event to a webhook.")
@@ -72,10 +70,8 @@ class Webhook:
 
     @strawberry.field(description="The newest attempts first.")
     async def deliveries(self, info: Info, first: int = 20) -> list[WebhookDelivery]:
-        if not 1 <= first <= MAX_DELIVERIES:
-            msg = f"first must be between 1 and {MAX_DELIVERIES}"
-            raise InvalidArgument(msg)
-        found = await info.context.runtime.webhooks.deliveries_of([self.id], first)
+        limit = page_size(first, info.context.runtime.settings.max_page_size)
+        found = await info.context.runtime.webhooks.deliveries_of([self.id], limit)
         return [WebhookDelivery.from_row(row) for row in found[self.id]]
 
     @classmethod

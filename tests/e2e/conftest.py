@@ -8,7 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -83,31 +86,22 @@ class Api:
         return json.dumps({"type": "connection_init", "payload": payload})
 
 
-@pytest.fixture(scope="session")
-def api(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory, store: tuple[Any, Any]
+@contextmanager
+def serve(
+    database_url: str, app: Any, log: Path, settings: dict[str, str]
 ) -> Iterator[Api]:
+    """``rapport serve`` on a free port with these ``RAPPORT_*`` settings, until
+    the block ends; ``log`` gets its output."""
     port = _free_port()
-    # A file, not a pipe: a pipe nobody reads blocks the server once it is full.
-    log = tmp_path_factory.mktemp("serve") / "rapport-serve.log"
-    env = os.environ | {
-        "DATABASE_URL": database_url,
-        "RAPPORT_PORT": str(port),
-        "RAPPORT_RUN_PROJECTIONS": "true",
-        # Webhook retries and timeouts short enough to watch in a test.
-        "RAPPORT_WEBHOOK_RETRY_BASE_SECONDS": "0.2",
-        "RAPPORT_WEBHOOK_RETRY_MAX_SECONDS": "1",
-        "RAPPORT_WEBHOOK_TIMEOUT_SECONDS": "1",
-        "RAPPORT_SUBSCRIBER_STALL_SECONDS": "3",
-        "RAPPORT_JWT_SECRET": "e2e-jwt-secret-for-tests-only-0123456789",
-    }
+    env = os.environ | {"DATABASE_URL": database_url, "RAPPORT_PORT": str(port)} | settings
     server = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--log-level", "warning"],
         env=env,
+        # A file, not a pipe: a pipe nobody reads blocks the server once it is full.
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    api = Api(f"http://127.0.0.1:{port}", store[0])
+    api = Api(f"http://127.0.0.1:{port}", app)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -123,3 +117,30 @@ def api(
     finally:
         server.terminate()
         server.wait(timeout=30)
+        api.client.close()
+
+
+@pytest.fixture(scope="session")
+def api(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, store: tuple[Any, Any]
+) -> Iterator[Api]:
+    log = tmp_path_factory.mktemp("serve") / "rapport-serve.log"
+    settings = {
+        "RAPPORT_RUN_PROJECTIONS": "true",
+        # Webhook retries and timeouts short enough to watch in a test.
+        "RAPPORT_WEBHOOK_RETRY_BASE_SECONDS": "0.2",
+        "RAPPORT_WEBHOOK_RETRY_MAX_SECONDS": "1",
+        "RAPPORT_WEBHOOK_TIMEOUT_SECONDS": "1",
+        "RAPPORT_SUBSCRIBER_STALL_SECONDS": "3",
+        "RAPPORT_JWT_SECRET": "e2e-jwt-secret-for-tests-only-0123456789",
+    }
+    with serve(database_url, store[0], log, settings) as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def start_server(
+    database_url: str, store: tuple[Any, Any]
+) -> Callable[[Path, dict[str, str]], AbstractContextManager[Api]]:
+    """Another server with settings of its own: ``with start_server(log, settings)``."""
+    return partial(serve, database_url, store[0])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from websockets.sync.client import connect
@@ -78,6 +80,38 @@ def _check_survey_and_deal(answers: dict) -> None:
     assert tiers["preferred_supplier"]["surveyCount"] >= 1
 
 
+def _check_thank_you(answers: dict) -> None:
+    (deal,) = answers["SatisfactionAndDeals"]["account"]["deals"]["edges"]
+    thanked = answers["ThankYou"]["account"]
+    assert thanked["version"] == 12
+    (follow_up,) = thanked["followUps"]
+    assert follow_up == {
+        "owner": "bob.martin",
+        "due": follow_up["due"],
+        "reason": "Thank the customer for deal 6f4b2d1e-8c7a-4e5f-b3a2-1d0c9e8f7a06 "
+        "(torque wrenches) and check their satisfaction",
+        "followsKind": "DEAL",
+        "followsId": "6f4b2d1e-8c7a-4e5f-b3a2-1d0c9e8f7a06",
+        "status": "OPEN",
+        "overdue": False,
+        "scheduledBy": "process:thank-you",
+    }
+    closed_at = datetime.fromisoformat(deal["node"]["closedAt"])
+    assert datetime.fromisoformat(follow_up["due"]) == closed_at + timedelta(hours=24)
+
+
+def _answer(api, name: str, document: str) -> dict:
+    body = api.graphql(document)
+    if name == "ThankYou":  # scheduled by the runner moments after the deal
+        deadline = time.monotonic() + 30
+        while not body["data"]["account"]["followUps"]:
+            assert time.monotonic() < deadline, "no thank-you follow-up"
+            time.sleep(0.1)
+            body = api.graphql(document)
+    assert "errors" not in body, (name, body)
+    return body["data"]
+
+
 def _register_and_remove_webhook(api, document: str) -> None:
     webhook = api.graphql(document)["data"]["registerWebhook"]
     assert webhook["__typename"] == "Webhook", webhook
@@ -108,6 +142,7 @@ def test_the_readme_session_works_as_written(api):
         "RecordSurvey",
         "CloseDeal",
         "SatisfactionAndDeals",
+        "ThankYou",
         "Audit",
         "EraseAnn",
         "AcmeEvents",
@@ -117,9 +152,7 @@ def test_the_readme_session_works_as_written(api):
     _register_and_remove_webhook(api, operations.pop("RegisterBilling"))
     answers = {}
     for name, document in operations.items():
-        body = api.graphql(document)
-        assert "errors" not in body, (name, body)
-        answers[name] = body["data"]
+        answers[name] = _answer(api, name, document)
 
     assert answers["OpenAccount"]["openAccount"]["account"] == {
         "name": "Acme Tools",
@@ -173,6 +206,7 @@ def test_the_readme_session_works_as_written(api):
 
     _check_complaint(answers)
     _check_survey_and_deal(answers)
+    _check_thank_you(answers)
     audit = answers["Audit"]
     history = [edge["node"] for edge in audit["account"]["history"]["edges"]]
     assert [(e["version"], e["type"]) for e in history] == [
@@ -195,13 +229,15 @@ def test_the_readme_session_works_as_written(api):
     assert audit["auditReport"]["intact"] is True
 
     erased = answers["EraseAnn"]["eraseSubject"]
-    assert erased["version"] == 12
+    assert erased["version"] == 13
     assert erased["account"]["contacts"] == [
         {"name": "[erased]", "email": "[erased]", "birthday": None, "erased": True}
     ]
 
-    streamed = _stream(api, subscription, 12)
-    assert [p["data"]["events"]["version"] for p in streamed] == list(range(1, 13))
+    streamed = _stream(api, subscription, 13)
+    assert [p["data"]["events"]["version"] for p in streamed] == list(range(1, 14))
+    assert streamed[11]["data"]["events"]["type"] == "FollowUpScheduled"
+    assert streamed[11]["data"]["events"]["actor"] == "process:thank-you"
     assert streamed[-1]["data"]["events"]["type"] == "PersonalDataErased"
 
     again = api.graphql(operations["OpenAccount"])["data"]["openAccount"]

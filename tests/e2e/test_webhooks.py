@@ -186,7 +186,14 @@ def test_a_receiver_that_fails_for_a_while_gets_every_event_once_in_order_signed
             for request in hook.requests:
                 assert_signed(request)
 
-            state = api.graphql(WEBHOOK, {"id": webhook["id"]})["data"]["webhook"]
+            # A delivery is logged just after its answer: wait for the last one.
+            def logged() -> dict:
+                return api.graphql(WEBHOOK, {"id": webhook["id"]})["data"]["webhook"]
+
+            wait_for(
+                lambda: positions[-1] in {d["position"] for d in logged()["deliveries"]}
+            )
+            state = logged()
             assert state["failures"] == 0
             assert state["lastError"] is None
             log = list(reversed(state["deliveries"]))  # oldest first

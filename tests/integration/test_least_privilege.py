@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -35,6 +36,15 @@ def test_the_app_role_writes_events_and_builds_every_view(app_role_url):
             CommandMeta("alice"), name="Least", kind=AccountKind.GROUP
         )
         app.change_tier(CommandMeta("alice"), opened.account_id, Tier.PARTNER, "plans")
+        app.close_deal(
+            CommandMeta("alice"),
+            opened.account_id,
+            amount="10",
+            currency="EUR",
+            product="vices",
+            closed_at=datetime.now(tz=UTC),
+        )
+        projections.thank_you.catch_up()  # the process schedules and tracks
         # Erasure destroys keys, which the role itself may not touch.
         app.erase_personal_data(CommandMeta("dpo"), opened.account_id, reason="REQ-1")
         projections.catch_up()
@@ -45,6 +55,7 @@ def test_the_app_role_writes_events_and_builds_every_view(app_role_url):
             ).fetchone() or (None,)
             conn.execute("SELECT * FROM stage_durations").fetchall()
         assert tier == "partner"
+        assert app.get_account(opened.account_id).follow_ups
         assert app.get_account(opened.account_id).name == "[erased]"
     finally:
         app.close()
