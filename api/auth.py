@@ -267,7 +267,11 @@ class JwtVerifier:
             raise Unauthenticated("bearer tokens are not accepted here; use an API key")
         if self._jwks is not None:
             # Fetching the key set is blocking I/O (cached after the first).
-            signing = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+            try:
+                find = self._jwks.get_signing_key_from_jwt
+                signing = await asyncio.to_thread(find, token)
+            except jwt.PyJWTError as error:  # not a token, no such key, no key set
+                raise Unauthenticated(f"invalid token: {error}") from None
             key: Any = signing.key
             algorithms = ["RS256", "ES256", "EdDSA"]
         else:

@@ -4,11 +4,15 @@ against each class of operation, reach by manager, personal data by role."""
 from __future__ import annotations
 
 import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from uuid import UUID, uuid4
 
 import jwt
+import jwt.algorithms
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -284,3 +288,47 @@ def test_a_websocket_needs_credentials_in_its_connection_init(api):
         answer = json.loads(ws.recv(timeout=10))
     assert answer["type"] == "next"
     assert answer["payload"]["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_jwts_signed_by_a_key_of_the_jwks_are_accepted(start_server, tmp_path):
+    """RAPPORT_JWKS_URL: the key set served over HTTP, as identity providers do."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwks = json.dumps({"keys": [public | {"kid": "k1", "use": "sig", "alg": "RS256"}]})
+
+    class Keys(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(jwks.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    keys = ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+    threading.Thread(target=keys.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{keys.server_address[1]}/jwks.json"
+    settings = {"RAPPORT_JWKS_URL": url, "RAPPORT_JWT_AUDIENCE": "rapport"}
+    try:
+        with start_server(tmp_path / "jwks.log", settings) as server:
+
+            def answer(token: str) -> int:
+                headers = {"Authorization": f"Bearer {token}"}
+                return server.post(ACCOUNT_AT, {"id": str(uuid4())}, headers).status_code
+
+            claims = {"sub": "jo.smith", "role": "auditor", "aud": "rapport"}
+            claims["exp"] = int(time.time()) + 300
+            signed = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+            assert answer(signed) == 200
+            stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            forged = jwt.encode(claims, stranger, algorithm="RS256", headers={"kid": "k1"})
+            assert answer(forged) == 401
+            elsewhere = jwt.encode(
+                claims | {"aud": "another"}, key, algorithm="RS256", headers={"kid": "k1"}
+            )
+            assert answer(elsewhere) == 401
+            # An HS256 token is not accepted where keys come from the JWKS.
+            assert answer(_token()) == 401
+    finally:
+        keys.shutdown()
