@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from contextvars import ContextVar
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -25,8 +24,6 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 CORRELATION_HEADER = "x-correlation-id"
-# The commandId of the mutation being resolved (see api.schema.CommandIds).
-REQUESTED_COMMAND_ID: ContextVar[UUID | None] = ContextVar("command_id", default=None)
 API_KEY_HEADER = "x-api-key"
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rapport"'}
 
@@ -81,11 +78,10 @@ class Context(BaseContext):
         allowed = None if self.principal is None else self.principal.managers()
         return None if allowed is None else sorted(allowed)
 
-    def command_meta(self) -> CommandMeta:
+    def command_meta(self, requested: UUID | None = None) -> CommandMeta:
         """Each mutation is a command of its own, caused by the request, and
         allowed only on accounts the principal may act on (before and after).
         A ``commandId`` from the client makes it idempotent."""
-        requested = REQUESTED_COMMAND_ID.get()
         command_id = requested or uuid4()
         principal = self.principal
         if principal is None:

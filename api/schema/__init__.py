@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from api.schema.accounts import AccountQueries
@@ -16,7 +16,7 @@ from api.schema.complaints import ComplaintMutations, ComplaintQueries
 from api.schema.deals import DealMutations
 from api.schema.follow_ups import FollowUpMutations, FollowUpQueries
 from api.schema.health import HealthQueries
-from api.schema.mutations import AccountMutations, CommandIds
+from api.schema.mutations import AccountMutations
 from api.schema.scalars import SCALARS, InvalidArgument
 from api.schema.subscriptions import Subscription
 from api.schema.surveys import SurveyMutations, SurveyQueries
@@ -58,6 +58,31 @@ def _unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, InvalidArgument | GraphQLError)
 
 
+# Distinct documents kept parsed and validated (the API's clients send few).
+DOCUMENT_CACHE = 1000
+
+
+class ParseOnce(ParserCache):
+    """Parses each distinct document once; leaves alone a document an earlier
+    extension has already settled (a refused persisted query)."""
+
+    def on_parse(self) -> Iterator[None]:
+        if self.execution_context.graphql_document is None:
+            yield from super().on_parse()
+        else:
+            yield
+
+
+class ValidateOnce(ValidationCache):
+    """Validates each distinct document once; keeps errors already found."""
+
+    def on_validate(self) -> Iterator[None]:
+        if self.execution_context.pre_execution_errors is None:
+            yield from super().on_validate()
+        else:
+            yield
+
+
 def build_schema(limits: Sequence[Callable[[], SchemaExtension]] = ()) -> strawberry.Schema:
     """The schema, with ``limits`` (see ``api.hardening``) checked before the rest."""
     return strawberry.Schema(
@@ -67,7 +92,9 @@ def build_schema(limits: Sequence[Callable[[], SchemaExtension]] = ()) -> strawb
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=[
             *limits,
-            CommandIds,
+            # The same documents come again and again: parse and validate once.
+            partial(ParseOnce, maxsize=DOCUMENT_CACHE),
+            partial(ValidateOnce, maxsize=DOCUMENT_CACHE),
             partial(MaskErrors, should_mask_error=_unexpected),
         ],
     )

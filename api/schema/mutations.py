@@ -3,7 +3,6 @@ after the change (read-your-writes), or with a typed error and nothing written."
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -12,11 +11,9 @@ from uuid import UUID
 
 import psycopg
 import strawberry
-from graphql import GraphQLResolveInfo
-from strawberry.extensions import SchemaExtension
-from strawberry.utils.await_maybe import AwaitableOrValue
+from graphql import ObjectValueNode, StringValueNode, ValueNode, VariableNode
 
-from api.context import REQUESTED_COMMAND_ID, Info
+from api.context import Info
 from api.schema.access import (
     ADMINS,
     REASSIGNERS,
@@ -100,10 +97,33 @@ Command = Callable[[CommandMeta], Outcome]
 log = logging.getLogger("rapport.api")
 
 
+def _command_id(info: Info) -> UUID | None:
+    """The mutation's ``input.commandId`` as the request gave it: in the document
+    or in a variable, for the input or for the field itself."""
+    raw = info._raw_info  # noqa: SLF001 - strawberry's own handle on graphql-core's info
+    given_values: Any = raw.variable_values
+    variables: dict[str, Any] = dict(getattr(given_values, "coerced", given_values) or {})
+
+    def value(node: ValueNode | None) -> Any:
+        if isinstance(node, VariableNode):
+            return variables.get(node.name.value)
+        if isinstance(node, ObjectValueNode):
+            return {field.name.value: value(field.value) for field in node.fields}
+        if isinstance(node, StringValueNode):
+            return node.value
+        return None
+
+    arguments = raw.field_nodes[0].arguments or ()
+    given = next((a.value for a in arguments if a.name.value == "input"), None)
+    command_id = (value(given) or {}).get("commandId")
+    return None if command_id is None else UUID(str(command_id))
+
+
 async def _execute(info: Info, command: Command) -> Outcome | DomainError:
     context = info.context
     try:
-        return await context.runtime.call(command, context.command_meta())
+        meta = context.command_meta(_command_id(info))
+        return await context.runtime.call(command, meta)
     except DomainError as error:
         return error
 
@@ -150,36 +170,6 @@ def _opening_manager(info: Info, manager: str | None) -> str | None:
         msg = f"as {principal.role}, {principal.actor} cannot open an account for {chosen}"
         raise Forbidden(msg)
     return chosen
-
-
-class CommandIds(SchemaExtension):
-    """Hands each mutation's ``input.commandId`` to the command it runs
-    (``Context.command_meta``), for the time that mutation is resolved."""
-
-    def resolve(
-        self,
-        _next: Callable[..., Any],
-        root: Any,
-        info: GraphQLResolveInfo[Any],
-        *args: Any,
-        **kwargs: Any,
-    ) -> AwaitableOrValue[object]:
-        given = kwargs.get("input")
-        # graphql-core hands over the arguments as parsed GraphQL values.
-        raw = given.get("commandId") if isinstance(given, dict) else None
-        if info.parent_type.name != "Mutation" or raw is None:
-            resolved: AwaitableOrValue[object] = _next(root, info, *args, **kwargs)
-            return resolved
-
-        async def resolve_with_command_id() -> object:
-            token = REQUESTED_COMMAND_ID.set(UUID(str(raw)))
-            try:
-                result = _next(root, info, *args, **kwargs)
-                return await result if inspect.isawaitable(result) else result
-            finally:
-                REQUESTED_COMMAND_ID.reset(token)
-
-        return resolve_with_command_id()
 
 
 COMMAND_ID = (

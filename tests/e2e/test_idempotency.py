@@ -101,3 +101,19 @@ def test_a_command_id_reused_on_another_account_is_refused_and_writes_nothing(ap
         "code": "INVALID_VALUE",
     }
     assert _history(api, second)[0] == 1
+
+
+def test_a_command_id_written_in_the_document_counts_as_well(api):
+    account_id = _open(api)
+    command_id = uuid4()
+    document = f"""mutation {{
+      changeTier(input: {{accountId: "{account_id}", tier: PARTNER, reason: "grew",
+                         commandId: "{command_id}"}}) {{
+        __typename ... on AccountChanged {{ version position }}
+      }}
+    }}"""
+    first = api.graphql(document)["data"]["changeTier"]
+    again = api.graphql(document)["data"]["changeTier"]
+    assert first["__typename"] == "AccountChanged"
+    assert again == first
+    assert _history(api, account_id)[0] == 2
