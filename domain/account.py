@@ -8,7 +8,7 @@ rule and never raises.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -37,6 +37,8 @@ from domain.errors import (
     GoalNotFound,
     InteractionNotFound,
     InvalidValue,
+    OccasionAlreadyGreeted,
+    OccasionNotFound,
     StageTransitionNotAllowed,
     SubjectErased,
     UnchangedValue,
@@ -57,6 +59,7 @@ from domain.values import (
     FollowUpStatus,
     GoalStatus,
     Influence,
+    OccasionKind,
     PurchaseIntent,
     RelationshipType,
     SatisfactionLevel,
@@ -123,6 +126,20 @@ class ComplaintRecord:
     """The latest moment of its lifecycle: the next one cannot precede it."""
 
 
+@dataclass(frozen=True)
+class Occasion:
+    """What a greeting marks: a contact's birthday (``contact_id``), or the
+    account's founding day or first deal's anniversary, in ``year``."""
+
+    kind: OccasionKind
+    year: int
+    contact_id: UUID | None = None
+
+
+def occasion_key(kind: OccasionKind, contact_id: UUID | None, year: int) -> str:
+    return f"{kind}:{contact_id or '-'}:{year}"
+
+
 def _reason(reason: str) -> str:
     return required_text("reason", reason, max_length=MAX_TEXT)
 
@@ -180,8 +197,9 @@ class Account(Aggregate):
     # Version 3 keeps removed contacts (they may still be erased) and whether
     # the account's personal data was erased. Version 4 keeps complaints.
     # Version 5 keeps the ids of surveys and deals. Version 6 keeps follow-ups
-    # and goals (where each stands).
-    class_version = 6
+    # and goals (where each stands). Version 7 keeps the founding date and the
+    # occasions greeted.
+    class_version = 7
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -207,10 +225,16 @@ class Account(Aggregate):
         state["follow_ups"] = []
         state["goals"] = []
 
-    class AccountOpened(Aggregate.Created):
-        """Version 2 adds special requirements and purchase characteristics."""
+    @staticmethod
+    def upcast_v6_v7(state: dict[str, Any]) -> None:
+        state["founded_on"] = None
+        state["greetings"] = {}
 
-        class_version = 2
+    class AccountOpened(Aggregate.Created):
+        """Version 2 adds special requirements and purchase characteristics;
+        version 3 the founding date (the founding day is an occasion to greet)."""
+
+        class_version = 3
 
         name: str
         kind: AccountKind
@@ -219,11 +243,16 @@ class Account(Aggregate):
         channels: tuple[ContactChannel, ...]
         special_requirements: str
         purchase_characteristics: str
+        founded_on: date | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["special_requirements"] = ""
             state["purchase_characteristics"] = ""
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["founded_on"] = None
 
     def __init__(
         self,
@@ -235,6 +264,7 @@ class Account(Aggregate):
         channels: tuple[ContactChannel, ...],
         special_requirements: str,
         purchase_characteristics: str,
+        founded_on: date | None,
     ) -> None:
         self.name = name
         self.kind = AccountKind(kind)
@@ -243,6 +273,7 @@ class Account(Aggregate):
         self.channels = tuple(channels)
         self.special_requirements = special_requirements
         self.purchase_characteristics = purchase_characteristics
+        self.founded_on = founded_on
         self.tier = Tier.TRANSACTIONAL
         self.stage = Stage.EXPLORATION
         self.relationship_type: RelationshipType | None = None
@@ -259,6 +290,8 @@ class Account(Aggregate):
         """When each deal was closed, by deal id."""
         self.follow_ups: dict[UUID, FollowUpStatus] = {}
         self.goals: dict[UUID, GoalStatus] = {}
+        self.greetings: dict[str, UUID] = {}
+        """The interaction that greeted each occasion, by ``occasion_key``."""
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Account:
         """A copy for a command, cheap however long the history: every value
@@ -284,6 +317,7 @@ class Account(Aggregate):
         channels: tuple[ContactChannel, ...] = (),
         special_requirements: str = "",
         purchase_characteristics: str = "",
+        founded_on: date | None = None,
     ) -> Account:
         return cls._create(
             cls.AccountOpened,
@@ -299,6 +333,7 @@ class Account(Aggregate):
             purchase_characteristics=bounded_text(
                 "purchaseCharacteristics", purchase_characteristics, MAX_TEXT
             ),
+            founded_on=past_date("foundedOn", founded_on),
         )
 
     # -- profile ---------------------------------------------------------------
@@ -306,10 +341,11 @@ class Account(Aggregate):
     class ProfileUpdated(Aggregate.Event):
         """Only the fields that changed are set; ``None`` means unchanged.
 
-        Version 2 adds special requirements and purchase characteristics.
+        Version 2 adds special requirements and purchase characteristics;
+        version 3 the founding date.
         """
 
-        class_version = 2
+        class_version = 3
 
         name: str | None
         business_category: str | None
@@ -317,11 +353,16 @@ class Account(Aggregate):
         channels: tuple[ContactChannel, ...] | None
         special_requirements: str | None
         purchase_characteristics: str | None
+        founded_on: date | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["special_requirements"] = None
             state["purchase_characteristics"] = None
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["founded_on"] = None
 
         def apply(self, aggregate: Account) -> None:
             if self.name is not None:
@@ -336,6 +377,8 @@ class Account(Aggregate):
                 aggregate.special_requirements = self.special_requirements
             if self.purchase_characteristics is not None:
                 aggregate.purchase_characteristics = self.purchase_characteristics
+            if self.founded_on is not None:
+                aggregate.founded_on = self.founded_on
 
     def update_profile(
         self,
@@ -346,6 +389,7 @@ class Account(Aggregate):
         channels: tuple[ContactChannel, ...] | None = None,
         special_requirements: str | None = None,
         purchase_characteristics: str | None = None,
+        founded_on: date | None = None,
     ) -> None:
         self._keeps_personal_data()
         changes: dict[str, Any] = {
@@ -363,6 +407,7 @@ class Account(Aggregate):
             else bounded_text(
                 "purchaseCharacteristics", purchase_characteristics, MAX_TEXT
             ),
+            "founded_on": past_date("foundedOn", founded_on),
         }
         changes = {k: (v if v != getattr(self, k) else None) for k, v in changes.items()}
         if all(v is None for v in changes.values()):
@@ -653,6 +698,13 @@ class Account(Aggregate):
     # -- interactions -----------------------------------------------------------
 
     class InteractionLogged(Aggregate.Event):
+        """Version 2 adds the occasion a greeting marks (its kind, the contact
+        for a birthday, and the year of the occasion) and what a gift cost (an
+        exact decimal amount in an ISO 4217 currency); both are ``None``
+        otherwise, and in version 1 events."""
+
+        class_version = 2
+
         interaction_id: UUID
         channel: Channel
         direction: Direction
@@ -661,11 +713,34 @@ class Account(Aggregate):
         summary: str
         outcome: str
         effort_minutes: int
+        occasion_kind: OccasionKind | None
+        occasion_contact_id: UUID | None
+        occasion_year: int | None
+        cost_amount: Decimal | None
+        cost_currency: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            for name in (
+                "occasion_kind",
+                "occasion_contact_id",
+                "occasion_year",
+                "cost_amount",
+                "cost_currency",
+            ):
+                state[name] = None
 
         def apply(self, aggregate: Account) -> None:
             aggregate.interactions[self.interaction_id] = InteractionRecord(
                 channel=Channel(self.channel), occurred_at=self.occurred_at, confirmed=False
             )
+            if self.occasion_kind is not None and self.occasion_year is not None:
+                key = occasion_key(
+                    OccasionKind(self.occasion_kind),
+                    self.occasion_contact_id,
+                    self.occasion_year,
+                )
+                aggregate.greetings[key] = self.interaction_id
 
     def log_interaction(
         self,
@@ -678,7 +753,12 @@ class Account(Aggregate):
         summary: str = "",
         outcome: str = "",
         effort_minutes: int = 0,
+        occasion: Occasion | None = None,
+        cost: tuple[Decimal | str, str] | None = None,
     ) -> None:
+        """A greeting (channel ``greeting``) may mark an occasion, once a year
+        each; a gift (channel ``gift``) may carry what it cost (an amount and
+        its ISO 4217 currency)."""
         self._keeps_personal_data()
         if interaction_id in self.interactions:
             raise InvalidValue("interactionId", f"interaction {interaction_id} exists")
@@ -689,17 +769,80 @@ class Account(Aggregate):
         if len(participants) > MAX_PARTICIPANTS:
             msg = f"at most {MAX_PARTICIPANTS} participants"
             raise InvalidValue("participants", msg)
+        channel = Channel(channel)
+        occurred_at = past_moment("occurredAt", occurred_at)
+        if occasion is not None:
+            self._greetable(channel, occasion, occurred_at)
+        amount, currency = self._gift_cost(channel, cost)
         self.trigger_event(
             self.InteractionLogged,
             interaction_id=interaction_id,
-            channel=Channel(channel),
+            channel=channel,
             direction=Direction(direction),
-            occurred_at=past_moment("occurredAt", occurred_at),
+            occurred_at=occurred_at,
             participants=tuple(required_text("participants", p, 200) for p in participants),
             summary=bounded_text("summary", summary, MAX_TEXT),
             outcome=bounded_text("outcome", outcome, MAX_TEXT),
             effort_minutes=effort_minutes,
+            occasion_kind=None if occasion is None else occasion.kind,
+            occasion_contact_id=None if occasion is None else occasion.contact_id,
+            occasion_year=None if occasion is None else occasion.year,
+            cost_amount=amount,
+            cost_currency=currency,
         )
+
+    def _greetable(
+        self, channel: Channel, occasion: Occasion, occurred_at: datetime
+    ) -> None:
+        """A greeting marks an occasion of this account, for a year from the one
+        after the occasion began to the one after the greeting; once."""
+        if channel is not Channel.GREETING:
+            raise InvalidValue("occasion", "only a greeting marks an occasion")
+        kind = OccasionKind(occasion.kind)
+        began = self._occasion_began(kind, occasion.contact_id)
+        if not began.year < occasion.year <= occurred_at.year + 1:
+            raise InvalidValue(
+                "occasion.year",
+                f"the occasion's year must be from {began.year + 1} to "
+                f"{occurred_at.year + 1}",
+            )
+        if occasion_key(kind, occasion.contact_id, occasion.year) in self.greetings:
+            raise OccasionAlreadyGreeted(
+                f"the {kind.replace('_', ' ')} of {occasion.year} was greeted before"
+            )
+
+    def _occasion_began(self, kind: OccasionKind, contact_id: UUID | None) -> date:
+        """The date the occasion recurs from."""
+        if kind is OccasionKind.BIRTHDAY:
+            if contact_id is None:
+                raise InvalidValue("occasion.contactId", "a birthday is a contact's")
+            birthday = self._contact(contact_id).birthday
+            if birthday is None:
+                raise OccasionNotFound(f"contact {contact_id} has no birthday on file")
+            return birthday
+        if contact_id is not None:
+            raise InvalidValue(
+                "occasion.contactId", f"the {kind.replace('_', ' ')} is the account's"
+            )
+        if kind is OccasionKind.FOUNDING_DAY:
+            if self.founded_on is None:
+                raise OccasionNotFound("the account has no founding date on file")
+            return self.founded_on
+        if not self.deals:
+            raise OccasionNotFound("the account never closed a deal")
+        return min(self.deals.values()).astimezone(UTC).date()
+
+    @staticmethod
+    def _gift_cost(
+        channel: Channel, cost: tuple[Decimal | str, str] | None
+    ) -> tuple[Decimal | None, str | None]:
+        if cost is None:
+            return None, None
+        if channel is not Channel.GIFT:
+            raise InvalidValue("cost", "only a gift carries a cost")
+        amount, currency = cost
+        code = currency_code("cost.currency", currency)
+        return amount_in("cost.amount", amount, code), code
 
     class WrittenConfirmationRecorded(Aggregate.Event):
         """The content and next steps of an oral conversation, put in writing."""
@@ -1334,7 +1477,14 @@ _CONTACT_FIELDS = (
 # -- personal data ---------------------------------------------------------------
 
 ACCOUNT_PERSONAL = PersonalFields(
-    ("name", "address", "channels", "special_requirements", "purchase_characteristics")
+    (
+        "name",
+        "address",
+        "channels",
+        "special_requirements",
+        "purchase_characteristics",
+        "founded_on",
+    )
 )
 CONTACT_PERSONAL = PersonalFields(
     ("name", "email", "phone", "birthday", "preferences"), subject="contact_id"

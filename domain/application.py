@@ -15,7 +15,13 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
-from domain.account import Account, ComplaintRecord, Contact, InteractionRecord
+from domain.account import (
+    Account,
+    ComplaintRecord,
+    Contact,
+    InteractionRecord,
+    Occasion,
+)
 from domain.errors import (
     AccountAlreadyExists,
     AccountNotFound,
@@ -208,6 +214,7 @@ class Accounts(Application[UUID]):
         special_requirements: str = "",
         purchase_characteristics: str = "",
         manager: str | None = None,
+        founded_on: date | None = None,
     ) -> Outcome:
         """With ``manager``, the account is opened and assigned in one step."""
         account = Account.open(
@@ -219,6 +226,7 @@ class Accounts(Application[UUID]):
             channels=channels,
             special_requirements=special_requirements,
             purchase_characteristics=purchase_characteristics,
+            founded_on=founded_on,
         )
         if manager is not None:
             account.assign_manager(manager=manager, reason="opened by its manager")
@@ -398,7 +406,7 @@ class Accounts(Application[UUID]):
             lambda a: a.change_stage(stage=stage, reason=reason),
         )
 
-    def log_interaction(
+    def log_interaction(  # noqa: PLR0913 - one keyword per field of the event
         self,
         meta: CommandMeta,
         account_id: UUID,
@@ -412,7 +420,11 @@ class Accounts(Application[UUID]):
         effort_minutes: int = 0,
         expected_version: int | None = None,
         interaction_id: UUID | None = None,
+        occasion: Occasion | None = None,
+        cost: tuple[Decimal | str, str] | None = None,
     ) -> Outcome:
+        """A greeting may mark an ``occasion`` (once a year each); a gift may
+        carry its ``cost`` (an amount and its currency)."""
         interaction_id = interaction_id or uuid4()
         return self._change(
             meta,
@@ -427,6 +439,8 @@ class Accounts(Application[UUID]):
                 summary=summary,
                 outcome=outcome,
                 effort_minutes=effort_minutes,
+                occasion=occasion,
+                cost=cost,
             ),
             created_id=interaction_id,
         )

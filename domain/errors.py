@@ -181,3 +181,16 @@ class GoalAlreadyDropped(DomainError):
     """A dropped goal is final: agree a new one if it matters again."""
 
     code = "GOAL_ALREADY_DROPPED"
+
+
+class OccasionNotFound(DomainError):
+    """The occasion a greeting marks is not on the account: the contact has no
+    birthday, the account no founding date, or no deal was ever closed."""
+
+    code = "OCCASION_NOT_FOUND"
+
+
+class OccasionAlreadyGreeted(DomainError):
+    """A greeting for this occasion in this year was sent before: do not overdo it."""
+
+    code = "OCCASION_ALREADY_GREETED"

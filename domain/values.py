@@ -139,6 +139,27 @@ class GoalStatus(StrEnum):
     DROPPED = "dropped"
 
 
+class OccasionKind(StrEnum):
+    """A date worth a personal greeting (002): a contact's birthday, the
+    customer's founding day, the anniversary of the first deal."""
+
+    BIRTHDAY = "birthday"
+    FOUNDING_DAY = "founding_day"
+    FIRST_DEAL_ANNIVERSARY = "first_deal_anniversary"
+
+
+def occasion_date(origin: date, year: int) -> date:
+    """When an occasion that began on ``origin`` falls in ``year``: the same
+    day and month, and 28 February for 29 February in a year without it."""
+    if origin.month == 2 and origin.day == 29 and not _leap(year):  # noqa: PLR2004
+        return date(year, 2, 28)
+    return origin.replace(year=year)
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
 class SatisfactionLevel(StrEnum):
     """How satisfied a customer said they are, highest first."""
 

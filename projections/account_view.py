@@ -71,7 +71,8 @@ class AccountView(View):
             version bigint NOT NULL,
             position bigint NOT NULL,
             personal_data_erased boolean NOT NULL DEFAULT false,
-            open_complaints integer NOT NULL DEFAULT 0)""",
+            open_complaints integer NOT NULL DEFAULT 0,
+            founded_on date)""",
         # Views created before AccountOpened version 2.
         "ALTER TABLE account_view"
         " ADD COLUMN IF NOT EXISTS special_requirements text NOT NULL DEFAULT '',"
@@ -82,6 +83,8 @@ class AccountView(View):
         # Views created before complaints.
         "ALTER TABLE account_view"
         " ADD COLUMN IF NOT EXISTS open_complaints integer NOT NULL DEFAULT 0",
+        # Views created before AccountOpened version 3.
+        "ALTER TABLE account_view ADD COLUMN IF NOT EXISTS founded_on date",
         "CREATE INDEX IF NOT EXISTS account_view_name_idx"
         " ON account_view (name, account_id)",
         "CREATE INDEX IF NOT EXISTS account_view_tier_idx"
@@ -123,9 +126,9 @@ class AccountView(View):
         cur.execute(
             "INSERT INTO account_view (account_id, name, kind, business_category,"
             " address, channels, special_requirements, purchase_characteristics,"
-            " tier, stage, opened_at, updated_at, version, position)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'transactional', 'exploration',"
-            " %s, %s, %s, %s)",
+            " founded_on, tier, stage, opened_at, updated_at, version, position)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'transactional',"
+            " 'exploration', %s, %s, %s, %s)",
             (
                 event.originator_id,
                 event.name,
@@ -135,6 +138,7 @@ class AccountView(View):
                 channels_json(event.channels),
                 event.special_requirements,
                 event.purchase_characteristics,
+                event.founded_on,
                 event.timestamp,
                 event.timestamp,
                 event.originator_version,
@@ -155,13 +159,15 @@ class AccountView(View):
             " channels = coalesce(%(channels)s, channels),"
             " special_requirements = coalesce(%(requirements)s, special_requirements),"
             " purchase_characteristics ="
-            " coalesce(%(purchasing)s, purchase_characteristics)",
+            " coalesce(%(purchasing)s, purchase_characteristics),"
+            " founded_on = coalesce(%(founded)s, founded_on)",
             name=event.name,
             category=event.business_category,
             address=None if event.address is None else address_json(event.address),
             channels=None if event.channels is None else channels_json(event.channels),
             requirements=event.special_requirements,
             purchasing=event.purchase_characteristics,
+            founded=event.founded_on,
         )
 
     @apply.register
@@ -340,7 +346,8 @@ class AccountView(View):
             recorded,
             "personal_data_erased = true, name = %(name)s, address = %(address)s,"
             " channels = %(channels)s, special_requirements = %(requirements)s,"
-            " purchase_characteristics = %(purchasing)s, contacts = %(contacts)s",
+            " purchase_characteristics = %(purchasing)s, contacts = %(contacts)s,"
+            " founded_on = NULL",  # an erased date reads as none
             name=erased_value(row["name"]),
             address=address_json(erased_value(Address(**row["address"]))),
             channels=channels_json(erased_value(channels)),

@@ -21,8 +21,6 @@ factor's signal placed on its ramp::
 survey, no deal to compare) has severity 0. The weights add up to 100, so the
 score runs from 0 (every factor at its worst) to 100 (none counts against the
 account).
-
-Overdue follow-ups are not a factor yet: see ``FOLLOW_UPS_HOOK``.
 """
 
 from __future__ import annotations
@@ -154,10 +152,17 @@ class Signals:
     deal_change_currency: str | None
     unconfirmed_oral: int
     """Oral interactions waiting for their written confirmation."""
+    overdue_follow_ups: int
+    """Open follow-ups whose due moment passed before ``as_of``."""
+    gift_costs: tuple[tuple[str, Decimal], ...] = ()
+    """What the account's gifts cost, per currency (oldest code first)."""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Signals:
-        return cls(**{f.name: row[f.name] for f in fields(cls)})
+        values = {f.name: row[f.name] for f in fields(cls) if f.name != "gift_costs"}
+        currencies, amounts = row["gift_cost_currencies"], row["gift_cost_amounts"]
+        gifts = tuple(zip(currencies or (), amounts or (), strict=True))
+        return cls(**values, gift_costs=gifts)
 
 
 # -- cadence flags ------------------------------------------------------------------------
@@ -208,6 +213,7 @@ class HealthFactor(StrEnum):
     BREACHED_COMPLAINTS = "breached_complaints"
     DEAL_TREND = "deal_trend"
     UNCONFIRMED_ORAL = "unconfirmed_oral"
+    OVERDUE_FOLLOW_UPS = "overdue_follow_ups"
 
 
 @dataclass(frozen=True)
@@ -238,12 +244,12 @@ POINT = Decimal("0.1")
 RULES: tuple[Rule, ...] = (
     Rule(
         HealthFactor.CONTACT_RECENCY,
-        25,
+        20,
         "quiet_ratio",
         Decimal(1),
         Decimal(2),
         "Time without contact over the tier's interval: nothing within the "
-        "interval, all 25 at twice the interval.",
+        "interval, all 20 at twice the interval.",
     ),
     Rule(
         HealthFactor.SATISFACTION_LEVEL,
@@ -292,22 +298,23 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         HealthFactor.UNCONFIRMED_ORAL,
-        10,
+        5,
         "unconfirmed_oral",
         Decimal(0),
         Decimal(3),
-        "Oral interactions not yet confirmed in writing: a third of 10 each, "
-        "all 10 at three.",
+        "Oral interactions not yet confirmed in writing: a third of 5 each, "
+        "all 5 at three.",
+    ),
+    Rule(
+        HealthFactor.OVERDUE_FOLLOW_UPS,
+        10,
+        "overdue_follow_ups",
+        Decimal(0),
+        Decimal(2),
+        "Open follow-ups past their due moment (as of the read): 5 each, all 10 at two.",
     ),
 )
 """The factors, their weights (adding up to 100) and their ramps."""
-
-FOLLOW_UPS_HOOK = """Overdue follow-ups plug in as one more rule, once the
-follow-ups view is part of the system: a signal ``overdue_follow_ups`` (open
-follow-ups due before ``as_of``) added to ``Signals`` and to the signals query,
-and ``Rule(OVERDUE_FOLLOW_UPS, 10, "overdue_follow_ups", 0, 2, ...)`` here,
-with the weights rebalanced to add up to 100 again (contact recency 20,
-unconfirmed oral interactions 5)."""
 
 
 @dataclass(frozen=True)
@@ -423,6 +430,12 @@ def _unconfirmed(s: Signals) -> str:
     )
 
 
+def _overdue(s: Signals) -> str:
+    if s.overdue_follow_ups == 0:
+        return "no follow-up is overdue"
+    return _count(s.overdue_follow_ups, "follow-up", "follow-ups") + " overdue"
+
+
 _REASONS = {
     HealthFactor.CONTACT_RECENCY: _recency,
     HealthFactor.SATISFACTION_LEVEL: _satisfaction,
@@ -431,6 +444,7 @@ _REASONS = {
     HealthFactor.BREACHED_COMPLAINTS: _breached,
     HealthFactor.DEAL_TREND: _deals,
     HealthFactor.UNCONFIRMED_ORAL: _unconfirmed,
+    HealthFactor.OVERDUE_FOLLOW_UPS: _overdue,
 }
 
 
@@ -441,13 +455,19 @@ _REASONS = {
 class Economics:
     effort_minutes: int
     hourly_rate: HourlyRate
+    effort_cost: Decimal
+    """Effort priced at the rate."""
+    gift_costs: Decimal
+    """What the gifts cost in the rate's currency."""
     cost_of_serving: Decimal
-    """In the rate's currency; gifts' costs are not included (gift interactions
-    carry no amount)."""
+    """In the rate's currency: effort priced at the rate, plus the gifts' costs
+    in that currency."""
     deal_value: Decimal
     """Lifetime deal value in the rate's currency."""
     other_currencies: tuple[tuple[str, Decimal], ...]
     """Lifetime deal values in other currencies: not converted, not compared."""
+    gift_costs_in_other_currencies: tuple[tuple[str, Decimal], ...] = ()
+    """Gifts paid in other currencies: not converted, not in the cost of serving."""
 
     @property
     def net(self) -> Decimal:
@@ -455,26 +475,36 @@ class Economics:
 
     @property
     def luxury(self) -> bool | None:
-        """The relationship costs more than it returned. None: it may, but deals
-        in other currencies (not converted) could make up for it."""
+        """The relationship costs more than it returned. None: it may, or may
+        not, once amounts in other currencies (never converted) are counted:
+        deals in them could make up for a cost, gifts in them add to one."""
         if self.cost_of_serving <= self.deal_value:
-            return False
+            return None if self.gift_costs_in_other_currencies else False
         return None if self.other_currencies else True
 
 
 def economics(
-    effort_minutes: int, rate: HourlyRate, lifetime: list[tuple[str, Decimal]]
+    effort_minutes: int,
+    rate: HourlyRate,
+    lifetime: list[tuple[str, Decimal]],
+    gifts: tuple[tuple[str, Decimal], ...] = (),
 ) -> Economics:
     """Cost of serving: ``effort_minutes / 60 * rate``, rounded half up to the
-    currency's smallest unit; compared with the lifetime deal value in the
-    same currency."""
+    currency's smallest unit, plus what the gifts in that currency cost;
+    compared with the lifetime deal value in the same currency."""
     unit = Decimal(1).scaleb(-MINOR_UNITS[rate.currency])
-    cost = (Decimal(effort_minutes) * rate.amount / 60).quantize(unit, ROUND_HALF_UP)
+    effort = (Decimal(effort_minutes) * rate.amount / 60).quantize(unit, ROUND_HALF_UP)
+    gift = sum((v for c, v in gifts if c == rate.currency), Decimal(0)).quantize(unit)
     value = sum((v for c, v in lifetime if c == rate.currency), Decimal(0))
     return Economics(
         effort_minutes=effort_minutes,
         hourly_rate=rate,
-        cost_of_serving=cost,
+        effort_cost=effort,
+        gift_costs=gift,
+        cost_of_serving=effort + gift,
         deal_value=value.quantize(unit),
         other_currencies=tuple((c, v) for c, v in lifetime if c != rate.currency),
+        gift_costs_in_other_currencies=tuple(
+            (c, v) for c, v in gifts if c != rate.currency
+        ),
     )

@@ -36,9 +36,24 @@ class InteractionTimeline(View):
             confirmation_channel text,
             confirmation_note text,
             position bigint NOT NULL,
+            occasion_kind text,
+            occasion_contact_id uuid,
+            occasion_year integer,
+            cost_amount numeric CHECK (cost_amount > 0),
+            cost_currency text,
             PRIMARY KEY (account_id, interaction_id))""",
+        # Views created before InteractionLogged version 2.
+        "ALTER TABLE interaction_timeline"
+        " ADD COLUMN IF NOT EXISTS occasion_kind text,"
+        " ADD COLUMN IF NOT EXISTS occasion_contact_id uuid,"
+        " ADD COLUMN IF NOT EXISTS occasion_year integer,"
+        " ADD COLUMN IF NOT EXISTS cost_amount numeric CHECK (cost_amount > 0),"
+        " ADD COLUMN IF NOT EXISTS cost_currency text",
         "CREATE INDEX IF NOT EXISTS interaction_timeline_account_idx"
         " ON interaction_timeline (account_id, occurred_at DESC, interaction_id DESC)",
+        "CREATE INDEX IF NOT EXISTS interaction_timeline_greeting_idx"
+        " ON interaction_timeline (account_id, occasion_kind, occasion_year)"
+        " WHERE occasion_kind IS NOT NULL",
     )
 
     @singledispatchmethod
@@ -55,8 +70,10 @@ class InteractionTimeline(View):
         cur.execute(
             "INSERT INTO interaction_timeline (interaction_id, account_id, channel,"
             " direction, occurred_at, participants, summary, outcome, effort_minutes,"
-            " oral, logged_by, logged_at, position)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " oral, logged_by, logged_at, position, occasion_kind, occasion_contact_id,"
+            " occasion_year, cost_amount, cost_currency)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " %s, %s, %s, %s, %s)",
             (
                 event.interaction_id,
                 event.originator_id,
@@ -71,6 +88,11 @@ class InteractionTimeline(View):
                 recorded.actor,
                 event.timestamp,
                 recorded.position,
+                event.occasion_kind,
+                event.occasion_contact_id,
+                event.occasion_year,
+                event.cost_amount,
+                event.cost_currency,
             ),
         )
 

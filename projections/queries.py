@@ -473,11 +473,14 @@ class FollowUpFilter:
     """Only follow-ups of accounts managed by one of these (None: any)."""
 
 
+# Overdue, as of ``n.as_of``: open, and its due moment passed. The one
+# definition, for the lists and for the health signals.
+_OVERDUE = SQL("f.status = 'open' AND f.due < n.as_of")
 _FOLLOW_UPS = SQL(
-    "SELECT * FROM (SELECT f.*, f.status = 'open' AND f.due < n.as_of AS overdue"
+    "SELECT * FROM (SELECT f.*, {} AS overdue"
     " FROM follow_ups f CROSS JOIN (SELECT coalesce(%s::timestamptz, now()) AS as_of) n"
     ") follow_up"
-)
+).format(_OVERDUE)
 
 
 async def list_follow_ups(
@@ -554,7 +557,8 @@ def _grouped(account_ids: Sequence[UUID], rows: list[Row]) -> dict[UUID, list[Ro
 # cadence, outbound contacts in the last week, effort, CSAT and its change (the
 # satisfaction window's SQL above), open and breached complaints (the breach
 # definition above), the worst deal-value change per currency, and oral
-# interactions awaiting confirmation. The health score is rendered into SQL
+# interactions awaiting confirmation, overdue follow-ups (the lists' definition
+# above), and the gifts' costs per currency. The health score is rendered into SQL
 # from health.RULES, the one definition of its formula, so that lists sort by it.
 
 
@@ -623,6 +627,16 @@ def _signals(
         " OR c.filed_at > n.as_of - %(breach_memory)s::interval)) AS breached_complaints"
         " FROM ({breaches}) c CROSS JOIN n"
         " WHERE c.account_id IN (SELECT account_id FROM a) GROUP BY c.account_id),"
+        " follow_up AS (SELECT f.account_id, count(*) FILTER (WHERE {overdue})"
+        " AS overdue_follow_ups FROM follow_ups f CROSS JOIN n"
+        " WHERE f.account_id IN (SELECT account_id FROM a) GROUP BY f.account_id),"
+        " gift AS (SELECT account_id,"
+        " array_agg(cost_currency ORDER BY cost_currency) AS gift_cost_currencies,"
+        " array_agg(cost ORDER BY cost_currency) AS gift_cost_amounts FROM ("
+        " SELECT i.account_id, i.cost_currency, sum(i.cost_amount) AS cost"
+        " FROM interaction_timeline i WHERE i.account_id IN (SELECT account_id FROM a)"
+        " AND i.cost_amount IS NOT NULL GROUP BY i.account_id, i.cost_currency)"
+        " per_currency GROUP BY account_id),"
         " deal AS (SELECT DISTINCT ON (account_id) account_id,"
         " currency AS deal_change_currency, change AS deal_change FROM ("
         " SELECT d.account_id, d.currency, (coalesce(sum(d.amount) FILTER"
@@ -645,14 +659,19 @@ def _signals(
         " s.csat - s.previous_csat AS csat_change,"
         " coalesce(x.breached_complaints, 0) AS breached_complaints,"
         " d.deal_change, d.deal_change_currency,"
-        " a.pending_confirmations AS unconfirmed_oral"
+        " a.pending_confirmations AS unconfirmed_oral,"
+        " coalesce(o.overdue_follow_ups, 0) AS overdue_follow_ups,"
+        " g.gift_cost_currencies, g.gift_cost_amounts"
         " FROM a CROSS JOIN n JOIN cadence c ON c.tier = a.tier"
         " LEFT JOIN contact k ON k.account_id = a.account_id"
         " LEFT JOIN satisfaction s ON s.account_id = a.account_id"
         " LEFT JOIN complaint x ON x.account_id = a.account_id"
         " LEFT JOIN deal d ON d.account_id = a.account_id"
+        " LEFT JOIN follow_up o ON o.account_id = a.account_id"
+        " LEFT JOIN gift g ON g.account_id = a.account_id"
     ).format(
         scope=scope,
+        overdue=_OVERDUE,
         scores=_scores(),
         both=_IN_BOTH_WINDOWS,
         breaches=SQL(bound.replace("%", "%%")),  # bound by psycopg: escape its percents
@@ -711,4 +730,79 @@ async def at_risk_accounts(
         params |= {"score": after[0], "id": after[1]}
     query += SQL(" ORDER BY health_score, account_id LIMIT %(limit)s")
     cur = await conn.execute(query, params | {"limit": limit})
+    return await cur.fetchall()
+
+
+# -- occasions: birthdays, founding days, first deals' anniversaries ---------------------
+#
+# Worked out when read, from the contacts' birthdays and the founding date in
+# account_view and the first deal in deals: an occasion recurs on the same day
+# and month each year (29 February on 28 February in other years), from the
+# year after it began. A removed or erased contact has no birthday occasion (its
+# card is gone, or has no birthday left), nor has an erased account a founding
+# day. Dates are UTC dates; a first deal's anniversary is the UTC date it closed.
+
+MAX_OCCASION_DAYS = 366
+
+
+async def upcoming_occasions(
+    conn: Conn,
+    days: int,
+    limit: int,
+    as_of: datetime | None = None,
+    manager: str | None = None,
+    managers: Sequence[str] | None = None,
+) -> list[Row]:
+    """Occasions from the day of ``as_of`` (by default today) to ``days`` days
+    after it, both included, soonest first (then account, kind and contact),
+    for the accounts managed by ``manager`` and by one of ``managers`` (None:
+    any); at most ``limit`` rows. Each row is the account's row, with the
+    occasion's ``occasion_kind``, ``occasion_contact`` (the contact's card, or
+    null) and ``occasion_contact_id``, ``occasion_since`` (the date it began),
+    ``occasion_year``, ``occasion_date`` and ``greeted`` (a greeting marked it
+    for that year)."""
+    cur = await conn.execute(
+        "WITH n AS (SELECT (coalesce(%(as_of)s::timestamptz, now())"
+        " AT TIME ZONE 'UTC')::date AS today),"
+        " a AS (SELECT * FROM account_view"
+        " WHERE (%(managers)s::text[] IS NULL OR manager = ANY(%(managers)s))"
+        " AND (%(manager)s::text IS NULL OR manager = %(manager)s)),"
+        " origin AS ("
+        " SELECT a.account_id, 'birthday' AS kind, c.card AS contact,"
+        " (c.card ->> 'contact_id')::uuid AS contact_id,"
+        " (c.card ->> 'birthday')::date AS since"
+        " FROM a CROSS JOIN LATERAL jsonb_each(a.contacts) AS c (id, card)"
+        " WHERE c.card ? 'birthday' AND NOT coalesce((c.card ->> 'erased')::boolean, false)"
+        " UNION ALL SELECT account_id, 'founding_day', NULL, NULL, founded_on FROM a"
+        " WHERE founded_on IS NOT NULL"
+        " UNION ALL SELECT account_id, 'first_deal_anniversary', NULL, NULL,"
+        " (min(closed_at) AT TIME ZONE 'UTC')::date FROM deals"
+        " WHERE account_id IN (SELECT account_id FROM a) GROUP BY account_id),"
+        " occurrence AS (SELECT o.*, y.year, least("
+        " make_date(y.year, extract(month FROM o.since)::int, 1)"
+        " + extract(day FROM o.since)::int - 1,"
+        " (make_date(y.year, extract(month FROM o.since)::int, 1)"
+        " + interval '1 month')::date - 1) AS date"
+        " FROM origin o CROSS JOIN n CROSS JOIN LATERAL generate_series("
+        " extract(year FROM n.today)::int, extract(year FROM n.today)::int + 2) AS y (year)"
+        " WHERE y.year > extract(year FROM o.since))"
+        " SELECT a.*, o.kind AS occasion_kind, o.contact AS occasion_contact,"
+        " o.contact_id AS occasion_contact_id, o.since AS occasion_since,"
+        " o.year AS occasion_year, o.date AS occasion_date,"
+        " EXISTS (SELECT FROM interaction_timeline i"
+        " WHERE i.account_id = o.account_id AND i.occasion_kind = o.kind"
+        " AND i.occasion_year = o.year"
+        " AND i.occasion_contact_id IS NOT DISTINCT FROM o.contact_id) AS greeted"
+        " FROM occurrence o CROSS JOIN n JOIN a USING (account_id)"
+        " WHERE o.date BETWEEN n.today AND n.today + %(days)s::int"
+        " ORDER BY o.date, o.account_id, o.kind, o.contact_id NULLS FIRST"
+        " LIMIT %(limit)s",
+        {
+            "as_of": as_of,
+            "days": days,
+            "limit": limit,
+            "manager": manager,
+            "managers": None if managers is None else list(managers),
+        },
+    )
     return await cur.fetchall()

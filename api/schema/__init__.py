@@ -17,6 +17,7 @@ from api.schema.deals import DealMutations
 from api.schema.follow_ups import FollowUpMutations, FollowUpQueries
 from api.schema.health import HealthQueries
 from api.schema.mutations import AccountMutations
+from api.schema.occasions import OccasionQueries
 from api.schema.scalars import SCALARS, InvalidArgument
 from api.schema.subscriptions import Subscription
 from api.schema.surveys import SurveyMutations, SurveyQueries
@@ -32,6 +33,7 @@ class Query(
     SurveyQueries,
     FollowUpQueries,
     HealthQueries,
+    OccasionQueries,
 ):
     pass
 

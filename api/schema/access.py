@@ -82,6 +82,12 @@ def _sees(info: AnyInfo[Any, Any]) -> bool:
     return principal is not None and principal.sees_personal_data
 
 
+def sees_personal_data(info: AnyInfo[Any, Any]) -> bool:
+    """For a field that is personal for some rows only (``Personal`` is for
+    fields that always are)."""
+    return _sees(info)
+
+
 class Personal(FieldExtension):
     """A personal field: withheld (text ``[withheld]``, lists empty, dates null)
     from a role that may not see personal data."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
@@ -19,6 +20,7 @@ from api.schema.scalars import (
     ContactChannelKind,
     Direction,
     Influence,
+    OccasionKind,
     Position,
     RelationshipType,
     Stage,
@@ -133,6 +135,15 @@ class TimeSpent:
         )
 
 
+@strawberry.type(description="The occasion a greeting marked.")
+class GreetedOccasion:
+    kind: OccasionKind
+    contact_id: UUID | None = strawberry.field(
+        description="Whose birthday; null for the account's own occasions."
+    )
+    year: int
+
+
 @strawberry.type
 class Interaction:
     id: UUID
@@ -148,10 +159,20 @@ class Interaction:
     confirmed_at: datetime | None
     confirmation_channel: Channel | None
     confirmation_note: str | None = strawberry.field(extensions=personal())
+    occasion: GreetedOccasion | None = strawberry.field(
+        description="For a greeting: the occasion it marked, if any."
+    )
+    _cost: strawberry.Private[tuple[Decimal, str] | None]
 
     @strawberry.field(description="An oral interaction not yet confirmed in writing.")
     def awaiting_confirmation(self) -> bool:
         return self.oral and self.confirmed_at is None
+
+    @strawberry.field(description="For a gift: what it cost, if recorded.")
+    def cost(self) -> Annotated[Money, strawberry.lazy("api.schema.deals")] | None:
+        from api.schema.deals import Money  # noqa: PLC0415 - it imports this module
+
+        return None if self._cost is None else Money.of(*self._cost)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Interaction:
@@ -170,6 +191,16 @@ class Interaction:
             confirmed_at=row["confirmed_at"],
             confirmation_channel=Channel(channel) if channel else None,
             confirmation_note=row["confirmation_note"],
+            occasion=None
+            if row["occasion_kind"] is None
+            else GreetedOccasion(
+                kind=OccasionKind(row["occasion_kind"]),
+                contact_id=row["occasion_contact_id"],
+                year=row["occasion_year"],
+            ),
+            _cost=None
+            if row["cost_amount"] is None
+            else (row["cost_amount"], row["cost_currency"]),
         )
 
 
@@ -186,6 +217,11 @@ class AccountProfile:
     channels: list[ContactChannel] = strawberry.field(extensions=personal())
     special_requirements: str = strawberry.field(extensions=personal())
     purchase_characteristics: str = strawberry.field(extensions=personal())
+    founded_on: date | None = strawberry.field(
+        extensions=personal(),
+        description="When the customer was founded: its founding day is an occasion "
+        "to greet. Personal data, like the rest of the account's profile.",
+    )
     tier: Tier
     stage: Stage
     relationship_type: RelationshipType | None
@@ -408,6 +444,7 @@ class Account(AccountProfile):
             ],
             special_requirements=row["special_requirements"],
             purchase_characteristics=row["purchase_characteristics"],
+            founded_on=row["founded_on"],
             tier=Tier(row["tier"]),
             stage=Stage(row["stage"]),
             relationship_type=RelationshipType(row["relationship_type"])

@@ -44,6 +44,7 @@ class AccountState(AccountProfile):
             channels=[ContactChannel(kind=c.kind, value=c.value) for c in account.channels],
             special_requirements=account.special_requirements,
             purchase_characteristics=account.purchase_characteristics,
+            founded_on=account.founded_on,
             tier=account.tier,
             stage=account.stage,
             relationship_type=account.relationship_type,

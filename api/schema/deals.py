@@ -23,7 +23,7 @@ from api.schema.errors import (
 )
 from api.schema.loaders import request_loader, timeline
 from api.schema.mutations import AccountChange, AccountCommandInput, _changed, _execute
-from api.schema.scalars import Connection, Position
+from api.schema.scalars import Connection, MoneyInput, Position
 from domain.errors import DomainError
 from domain.money import money_text
 from projections import queries
@@ -148,15 +148,6 @@ CloseDealResult = Annotated[
     DealClosed | ValidationError | NotFoundError | ConcurrencyConflict | RuleViolation,
     strawberry.union("CloseDealResult"),
 ]
-
-
-@strawberry.input(description="An exact amount: decimal text, never a float.")
-class MoneyInput:
-    amount: str = strawberry.field(
-        description="Positive, with no more decimals than the currency has: "
-        "1250.50 (no sign, no exponent)."
-    )
-    currency: str = strawberry.field(description="ISO 4217 code, e.g. EUR.")
 
 
 @strawberry.input

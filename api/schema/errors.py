@@ -19,8 +19,8 @@ class ValidationError(Error):
 
 
 @strawberry.type(
-    description="The account, contact, interaction, complaint, deal, follow-up or "
-    "goal does not exist."
+    description="The account, contact, interaction, complaint, deal, follow-up, "
+    "goal or occasion does not exist."
 )
 class NotFoundError(Error):
     pass
@@ -50,6 +50,7 @@ _NOT_FOUND = (
     errors.DealNotFound,
     errors.FollowUpNotFound,
     errors.GoalNotFound,
+    errors.OccasionNotFound,
 )
 
 

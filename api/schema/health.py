@@ -117,15 +117,25 @@ class Health:
 
 @strawberry.type(
     description="What serving the account costs against what it returned, in the "
-    "currency of RAPPORT_HOURLY_RATE. Gifts' costs are not included: gift "
-    "interactions carry no amount."
+    "currency of RAPPORT_HOURLY_RATE: effort at that rate, and the gifts paid in "
+    "that currency."
 )
 class Economics:
     effort_minutes: int = strawberry.field(description="Every interaction's effort.")
     hourly_rate: Money
-    cost_of_serving: Money = strawberry.field(
+    effort_cost: Money = strawberry.field(
         description="Effort in hours times the hourly rate, rounded to the "
         "currency's smallest unit."
+    )
+    gift_costs: Money = strawberry.field(
+        description="What the account's gifts cost, in the rate's currency."
+    )
+    gift_costs_in_other_currencies: list[Money] = strawberry.field(
+        description="Gifts paid in other currencies: not converted, not in the "
+        "cost of serving."
+    )
+    cost_of_serving: Money = strawberry.field(
+        description="Effort cost plus gift costs, in the rate's currency."
     )
     deal_value: Money = strawberry.field(
         description="The lifetime value of the deals in the same currency."
@@ -137,8 +147,9 @@ class Economics:
         description="Lifetime deal values in other currencies: not converted, not compared."
     )
     luxury: bool | None = strawberry.field(
-        description="The relationship costs more than it returned. Null: it does in "
-        "the rate's currency, but deals in other currencies may make up for it."
+        description="The relationship costs more than it returned. Null: amounts in "
+        "other currencies (never converted) could change the answer: deals in them "
+        "may make up for a cost, gifts paid in them add to one."
     )
 
     @classmethod
@@ -147,6 +158,12 @@ class Economics:
         return cls(
             effort_minutes=found.effort_minutes,
             hourly_rate=Money.of(found.hourly_rate.amount, currency),
+            effort_cost=Money.of(found.effort_cost, currency),
+            gift_costs=Money.of(found.gift_costs, currency),
+            gift_costs_in_other_currencies=[
+                Money.of(amount, code)
+                for code, amount in found.gift_costs_in_other_currencies
+            ],
             cost_of_serving=Money.of(found.cost_of_serving, currency),
             deal_value=Money.of(found.deal_value, currency),
             net_value=Money.of(found.net, currency),
@@ -196,7 +213,9 @@ async def account_economics(info: Info, account_id: UUID, version: int) -> Econo
     summary = await deal_summary(info, account_id, version)
     lifetime = [(r["currency"], r["lifetime_value"]) for r in summary["currencies"]]
     rate = info.context.runtime.settings.hourly_rate
-    return Economics.of(health.economics(signals.effort_minutes, rate, lifetime))
+    return Economics.of(
+        health.economics(signals.effort_minutes, rate, lifetime, signals.gift_costs)
+    )
 
 
 @strawberry.type(description="An account and its health, as of the list's moment.")

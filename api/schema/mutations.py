@@ -37,12 +37,15 @@ from api.schema.scalars import (
     ContactChannelKind,
     Direction,
     Influence,
+    MoneyInput,
+    OccasionKind,
     Position,
     RelationshipType,
     Stage,
     Tier,
 )
 from domain import values
+from domain.account import Occasion
 from domain.application import CommandMeta, Outcome
 from domain.errors import DomainError
 from projections import queries
@@ -234,6 +237,9 @@ class OpenAccountInput:
     business_category: str = ""
     address: AddressInput | None = None
     channels: list[ContactChannelInput] | None = None
+    founded_on: date | None = strawberry.field(
+        default=None, description="When the customer was founded, if known."
+    )
     manager: str | None = strawberry.field(
         default=None,
         description="Who manages it from the start. Agents and managers open "
@@ -250,6 +256,7 @@ class UpdateProfileInput(AccountCommandInput):
     channels: list[ContactChannelInput] | None = None
     special_requirements: str | None = None
     purchase_characteristics: str | None = None
+    founded_on: date | None = None
 
 
 @strawberry.input
@@ -328,6 +335,20 @@ class ChangeStageInput(AccountCommandInput):
     reason: str = ""
 
 
+@strawberry.input(description="The occasion a greeting marks.")
+class OccasionInput:
+    kind: OccasionKind
+    year: int = strawberry.field(
+        description="The year of the occasion greeted (see upcomingOccasions)."
+    )
+    contact_id: UUID | None = strawberry.field(
+        default=None, description="Whose birthday; left out for the account's own."
+    )
+
+    def to_value(self) -> Occasion:
+        return Occasion(kind=self.kind, year=self.year, contact_id=self.contact_id)
+
+
 @strawberry.input
 class LogInteractionInput(AccountCommandInput):
     channel: Channel
@@ -340,6 +361,15 @@ class LogInteractionInput(AccountCommandInput):
     summary: str = ""
     outcome: str = ""
     effort_minutes: int = 0
+    occasion: OccasionInput | None = strawberry.field(
+        default=None,
+        description="For a GREETING: the occasion it marks. Each occasion is greeted "
+        "once a year; a second greeting is refused (OCCASION_ALREADY_GREETED).",
+    )
+    cost: MoneyInput | None = strawberry.field(
+        default=None,
+        description="For a GIFT: what it cost; counted in the cost of serving.",
+    )
 
 
 @strawberry.input
@@ -369,6 +399,7 @@ class AccountMutations:
                 channels=_channels(input.channels) or (),
                 special_requirements=input.special_requirements,
                 purchase_characteristics=input.purchase_characteristics,
+                founded_on=input.founded_on,
                 manager=_opening_manager(info, input.manager),
             ),
         )
@@ -388,6 +419,7 @@ class AccountMutations:
                 channels=_channels(input.channels),
                 special_requirements=input.special_requirements,
                 purchase_characteristics=input.purchase_characteristics,
+                founded_on=input.founded_on,
             ),
         )
 
@@ -570,6 +602,8 @@ class AccountMutations:
                 effort_minutes=input.effort_minutes,
                 expected_version=input.expected_version,
                 interaction_id=input.interaction_id,
+                occasion=input.occasion.to_value() if input.occasion else None,
+                cost=(input.cost.amount, input.cost.currency) if input.cost else None,
             ),
         )
         if isinstance(outcome, DomainError):

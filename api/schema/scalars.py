@@ -17,6 +17,7 @@ from domain.values import (
     ContactChannelKind,
     Direction,
     Influence,
+    OccasionKind,
     RelationshipType,
     Stage,
     Tier,
@@ -29,6 +30,8 @@ __all__ = [
     "ContactChannelKind",
     "Direction",
     "Influence",
+    "MoneyInput",
+    "OccasionKind",
     "Position",
     "RelationshipType",
     "Stage",
@@ -60,8 +63,19 @@ for _vocabulary in (
     Channel,
     Direction,
     ContactChannelKind,
+    OccasionKind,
 ):
     strawberry.enum(_vocabulary)
+
+
+@strawberry.input(description="An exact amount: decimal text, never a float.")
+class MoneyInput:
+    amount: str = strawberry.field(
+        description="Positive, with no more decimals than the currency has: "
+        "1250.50 (no sign, no exponent)."
+    )
+    currency: str = strawberry.field(description="ISO 4217 code, e.g. EUR.")
+
 
 T = TypeVar("T")
 

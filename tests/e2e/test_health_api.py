@@ -221,3 +221,57 @@ def test_the_factors_and_the_cadence_are_described(api):
         {"tier": "PARTNER", "expectedIntervalDays": 30},
         {"tier": "STRATEGIC_ALLIANCE", "expectedIntervalDays": 14},
     ]
+
+
+def test_overdue_follow_ups_count_against_health_as_the_list_shows_them(api):
+    agent = f"agent.{uuid4().hex[:8]}"
+    account_id = _open(api, agent)
+    interaction_id = str(uuid4())
+    logged = api.graphql(
+        "mutation($input: LogInteractionInput!) { logInteraction(input: $input) "
+        "{ __typename } }",
+        {
+            "input": {
+                "accountId": account_id,
+                "interactionId": interaction_id,
+                "channel": "EMAIL",
+                "direction": "OUTBOUND",
+                "occurredAt": _days_ago(3),
+            }
+        },
+    )
+    assert _ok(logged, "logInteraction")["__typename"] == "InteractionLogged"
+    for due in (_days_ago(2), _days_ago(-5)):  # one overdue, one due in five days
+        scheduled = api.graphql(
+            "mutation($input: ScheduleFollowUpInput!) { scheduleFollowUp(input: $input) "
+            "{ __typename ... on Error { message } } }",
+            {
+                "input": {
+                    "accountId": account_id,
+                    "due": due,
+                    "owner": agent,
+                    "reason": "Send the terms",
+                    "followsKind": "INTERACTION",
+                    "followsId": interaction_id,
+                }
+            },
+        )
+        assert _ok(scheduled, "scheduleFollowUp")["__typename"] == "FollowUpScheduled"
+
+    account = _ok(api.graphql(ACCOUNT, {"id": account_id}), "account")
+    factors = {f["factor"]: f for f in account["health"]["factors"]}
+    overdue = factors["OVERDUE_FOLLOW_UPS"]
+    assert (overdue["weight"], overdue["severity"], overdue["contribution"]) == (10, 0.5, 5)
+    assert overdue["reason"] == "1 follow-up overdue"
+    assert account["health"]["score"] == 95  # nothing else counts against it
+    listed = _ok(
+        api.graphql(
+            "query($id: UUID!) { followUps(filter: {accountId: $id, overdue: true}) "
+            "{ edges { node { due } } } }",
+            {"id": account_id},
+        ),
+        "followUps",
+    )
+    assert len(listed["edges"]) == 1
+    described = _ok(api.graphql("{ healthFactors { factor weight } }"), "healthFactors")
+    assert {"factor": "OVERDUE_FOLLOW_UPS", "weight": 10} in described

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from websockets.sync.client import connect
@@ -100,6 +100,49 @@ def _check_thank_you(answers: dict) -> None:
     assert datetime.fromisoformat(follow_up["due"]) == closed_at + timedelta(hours=24)
 
 
+ANN = "5c1f9a7e-3b2d-4c8e-a1f0-6d2e9b4c8a02"
+
+
+def _check_greetings(answers: dict) -> None:
+    greeted = answers["GreetAnn"]["logInteraction"]
+    assert (greeted["__typename"], greeted["version"]) == ("InteractionLogged", 13)
+    again = answers["GreetAnnAgain"]["logInteraction"]
+    assert (again["__typename"], again["code"]) == (
+        "RuleViolation",
+        "OCCASION_ALREADY_GREETED",
+    )
+    occasions = [
+        o
+        for o in answers["UpcomingOccasions"]["upcomingOccasions"]
+        if o["account"]["id"] == ACCOUNT_ID
+    ]
+    birthdays = [o for o in occasions if o["kind"] == "BIRTHDAY"]
+    # Within 366 days from today there is one 12 April, or two on 12 April itself.
+    assert 1 <= len(birthdays) <= 2
+    for birthday in birthdays:
+        assert birthday["contact"] == {"name": "Ann Lee"}
+        assert birthday["since"] == "1980-04-12"
+        assert birthday["date"] == f"{birthday['year']}-04-12"
+        assert birthday["greeted"] is (birthday["year"] == 2027)
+    (deal,) = answers["SatisfactionAndDeals"]["account"]["deals"]["edges"]
+    first_deal = datetime.fromisoformat(deal["node"]["closedAt"]).astimezone(UTC).date()
+    anniversaries = [o for o in occasions if o["kind"] == "FIRST_DEAL_ANNIVERSARY"]
+    assert [o["since"] for o in anniversaries] == [first_deal.isoformat()]
+    assert anniversaries[0]["year"] == first_deal.year + 1
+    assert anniversaries[0]["greeted"] is False
+
+
+def _check_stream(streamed: list[dict]) -> None:
+    assert [p["data"]["events"]["version"] for p in streamed] == list(range(1, 15))
+    assert streamed[11]["data"]["events"]["type"] == "FollowUpScheduled"
+    assert streamed[11]["data"]["events"]["actor"] == "process:thank-you"
+    greeting = streamed[12]["data"]["events"]
+    assert greeting["type"] == "InteractionLogged"
+    assert greeting["payload"]["occasion_kind"] == "birthday"
+    assert greeting["payload"]["occasion_year"] == 2027
+    assert streamed[-1]["data"]["events"]["type"] == "PersonalDataErased"
+
+
 def _answer(api, name: str, document: str) -> dict:
     body = api.graphql(document)
     if name == "ThankYou":  # scheduled by the runner moments after the deal
@@ -143,6 +186,9 @@ def test_the_readme_session_works_as_written(api):
         "CloseDeal",
         "SatisfactionAndDeals",
         "ThankYou",
+        "GreetAnn",
+        "GreetAnnAgain",
+        "UpcomingOccasions",
         "Audit",
         "EraseAnn",
         "AcmeEvents",
@@ -207,6 +253,7 @@ def test_the_readme_session_works_as_written(api):
     _check_complaint(answers)
     _check_survey_and_deal(answers)
     _check_thank_you(answers)
+    _check_greetings(answers)
     audit = answers["Audit"]
     history = [edge["node"] for edge in audit["account"]["history"]["edges"]]
     assert [(e["version"], e["type"]) for e in history] == [
@@ -229,16 +276,12 @@ def test_the_readme_session_works_as_written(api):
     assert audit["auditReport"]["intact"] is True
 
     erased = answers["EraseAnn"]["eraseSubject"]
-    assert erased["version"] == 13
+    assert erased["version"] == 14
     assert erased["account"]["contacts"] == [
         {"name": "[erased]", "email": "[erased]", "birthday": None, "erased": True}
     ]
 
-    streamed = _stream(api, subscription, 13)
-    assert [p["data"]["events"]["version"] for p in streamed] == list(range(1, 14))
-    assert streamed[11]["data"]["events"]["type"] == "FollowUpScheduled"
-    assert streamed[11]["data"]["events"]["actor"] == "process:thank-you"
-    assert streamed[-1]["data"]["events"]["type"] == "PersonalDataErased"
+    _check_stream(_stream(api, subscription, 14))
 
     again = api.graphql(operations["OpenAccount"])["data"]["openAccount"]
     assert again["code"] == "ACCOUNT_ALREADY_EXISTS"

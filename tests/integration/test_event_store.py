@@ -177,6 +177,11 @@ def test_replay_does_not_recheck_rules_on_stored_events(app):
         summary="",
         outcome="",
         effort_minutes=0,
+        occasion_kind=None,
+        occasion_contact_id=None,
+        occasion_year=None,
+        cost_amount=None,
+        cost_currency=None,
     )
     app.save(account, meta=CommandMeta("legacy-import"))
     assert app.get_account(opened.account_id).unconfirmed_oral_interactions == 1

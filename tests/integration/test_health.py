@@ -19,6 +19,7 @@ from domain.values import (
     Channel,
     ComplaintSeverity,
     Direction,
+    FollowedKind,
     PurchaseIntent,
     SatisfactionLevel,
     Tier,
@@ -117,12 +118,53 @@ def _points(weight, severity):
     return Fraction(int(tenths + Fraction(1, 2)), 10)
 
 
+def _gifts_and_follow_ups(app, account_id, call):
+    # Gifts, whose costs are summed per currency.
+    _contact(app, account_id, 41, channel=Channel.GIFT, cost=("25.50", "EUR"))
+    _contact(app, account_id, 42, channel=Channel.GIFT, cost=("4.50", "EUR"))
+    _contact(app, account_id, 43, channel=Channel.GIFT, cost=("10", "USD"))
+    # Two follow-ups overdue; one due later; one overdue but done.
+    for due_in, done in ((-2, False), (-30, False), (3, False), (-5, True)):
+        follow_up = app.schedule_follow_up(
+            ALICE,
+            account_id,
+            due=NOW + timedelta(days=due_in),
+            owner="alice",
+            reason="Send the terms",
+            follows_kind=FollowedKind.INTERACTION,
+            follows_id=call,
+        ).created_id
+        if done:
+            app.complete_follow_up(ALICE, account_id, follow_up, completed_at=NOW)
+
+
+def _check_gifts_and_follow_ups(database_url, signals):
+    assert signals.overdue_follow_ups == 2
+    assert signals.gift_costs == (("EUR", Decimal("30.00")), ("USD", Decimal("10.00")))
+    # One definition of overdue: the follow-ups list counts the same ones.
+    listed = _read(
+        database_url,
+        queries.list_follow_ups,
+        queries.FollowUpFilter(account_id=signals.account_id, overdue=True),
+        100,
+        None,
+        as_of=NOW,
+    )
+    assert len(listed) == signals.overdue_follow_ups
+    # Three days on, the follow-up due in three days is overdue too.
+    later = _signals(
+        database_url, [signals.account_id], as_of=NOW + timedelta(days=3, hours=1)
+    )
+    assert health.Signals.from_row(later[signals.account_id]).overdue_follow_ups == 3
+
+
 def test_signals_and_score_of_an_account_against_its_known_history(
     app, projections, database_url
 ):
     account_id = _open(app, "Troubled Oy", tier=Tier.PARTNER)
-    _contact(app, account_id, 40, channel=Channel.CALL, effort=90)  # unconfirmed
+    call = _contact(app, account_id, 40, channel=Channel.CALL, effort=90)  # unconfirmed
     _contact(app, account_id, 45, effort=30)
+    _gifts_and_follow_ups(app, account_id, call)
     # Satisfaction window of 30 days: half top-two now, all top-two before.
     _survey(app, account_id, SatisfactionLevel.VERY_SATISFIED, 3)
     _survey(app, account_id, SatisfactionLevel.VERY_DISSATISFIED, 5)
@@ -154,6 +196,7 @@ def test_signals_and_score_of_an_account_against_its_known_history(
     assert (signals.deal_change, signals.deal_change_currency) == (Decimal("-0.6"), "EUR")
     assert (signals.unconfirmed_oral, signals.effort_minutes) == (1, 120)
     assert signals.contacts_last_week == 0
+    _check_gifts_and_follow_ups(database_url, signals)
 
     inputs = {
         health.HealthFactor.CONTACT_RECENCY: Fraction(40, 30),
@@ -163,6 +206,7 @@ def test_signals_and_score_of_an_account_against_its_known_history(
         health.HealthFactor.BREACHED_COMPLAINTS: 1,
         health.HealthFactor.DEAL_TREND: Fraction(-6, 10),
         health.HealthFactor.UNCONFIRMED_ORAL: 1,
+        health.HealthFactor.OVERDUE_FOLLOW_UPS: 2,
     }
     expected = {
         rule.factor: _points(rule.weight, _ramp(inputs[rule.factor], rule.start, rule.end))
@@ -179,6 +223,17 @@ def test_signals_and_score_of_an_account_against_its_known_history(
     assert reasons[health.HealthFactor.DEAL_TREND] == (
         "deal value in EUR fell 60% against the 90 days before"
     )
+    assert reasons[health.HealthFactor.OVERDUE_FOLLOW_UPS] == "2 follow-ups overdue"
+    found = health.economics(
+        signals.effort_minutes, health.DEFAULT_HOURLY_RATE, [], signals.gift_costs
+    )
+    # 120 minutes at 80.00 EUR an hour, and 30.00 EUR of gifts; the USD gift apart.
+    assert (found.effort_cost, found.gift_costs, found.cost_of_serving) == (
+        Decimal("160.00"),
+        Decimal("30.00"),
+        Decimal("190.00"),
+    )
+    assert found.gift_costs_in_other_currencies == (("USD", Decimal("10.00")),)
 
 
 def test_cadence_and_recency_move_with_time_without_any_event(
@@ -210,7 +265,7 @@ def test_cadence_and_recency_move_with_time_without_any_event(
     assert status.contact_due_at == NOW - timedelta(days=1) + timedelta(days=14)
     recency = health.score(signals).factors[0]
     assert recency.factor is health.HealthFactor.CONTACT_RECENCY
-    assert Fraction(recency.contribution) == _points(25, _ramp(Fraction(21, 14), 1, 2))
+    assert Fraction(recency.contribution) == _points(20, _ramp(Fraction(21, 14), 1, 2))
     assert moved[account_id]["health_score"] < now[account_id]["health_score"]
 
     # Never contacted: counted from the opening, against the 90 days of its tier.
@@ -311,6 +366,7 @@ def test_health_cadence_and_economics_load_in_fixed_queries_for_a_page(
             _deal(app, account_id, "50.00", "EUR", n + 1)
         if i == 3:
             _deal(app, account_id, "1000", "JPY", 1)
+            _contact(app, account_id, 5, channel=Channel.GIFT, cost=("19.99", "EUR"))
     projections.catch_up()
     query = """query($search: String!) {
       accounts(filter: {search: $search}, first: 10) {
@@ -320,6 +376,7 @@ def test_health_cadence_and_economics_load_in_fixed_queries_for_a_page(
           health { score factors { factor contribution reason } }
           economics {
             effortMinutes costOfServing { amount currency } dealValue { amount }
+            effortCost { amount } giftCosts { amount currency }
             netValue { amount } dealValueInOtherCurrencies { amount currency } luxury
           }
           lifetimeValue { amount currency }
@@ -336,8 +393,11 @@ def test_health_cadence_and_economics_load_in_fixed_queries_for_a_page(
         "0.00",
         "60.00",
         "120.00",
-        "180.00",
+        "199.99",
     ]
+    assert nodes[3]["economics"]["effortCost"] == {"amount": "180.00"}
+    assert nodes[3]["economics"]["giftCosts"] == {"amount": "19.99", "currency": "EUR"}
+    assert nodes[2]["economics"]["giftCosts"] == {"amount": "0.00", "currency": "EUR"}
     assert [n["economics"]["dealValue"]["amount"] for n in nodes] == [
         "0.00",
         "50.00",
@@ -350,7 +410,7 @@ def test_health_cadence_and_economics_load_in_fixed_queries_for_a_page(
     ]
     assert nodes[1]["economics"]["netValue"]["amount"] == "-10.00"
     assert [n["cadence"]["daysSinceLastContact"] for n in nodes] == [None, 1, 1, 1]
-    assert [n["cadence"]["contactsLastWeek"] for n in nodes] == [0, 1, 2, 3]
+    assert [n["cadence"]["contactsLastWeek"] for n in nodes] == [0, 1, 2, 4]
     assert all(len(n["health"]["factors"]) == len(health.RULES) for n in nodes)
     # The page of accounts, the signals of all of them (cadence, health and
     # effort together), and the deal summaries (shared with lifetimeValue).

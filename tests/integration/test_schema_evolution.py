@@ -76,7 +76,7 @@ def test_version_1_events_load_through_their_upcasters(app):
     )
     assert app.get_account(account_id).special_requirements == "Deliveries before 7 am"
     (stored,) = app.recorder.account_events(account_id, after_version=2)
-    assert json.loads(stored.stored.state)["class_version"] == 2
+    assert json.loads(stored.stored.state)["class_version"] == 3
 
 
 def test_history_and_time_travel_show_upcast_events(app):
@@ -110,3 +110,49 @@ def test_a_version_1_snapshot_is_upcast_too(app):
     account = app.get_account(account_id, version=2)  # a replay, not the cache
     assert account.name == "Read from the snapshot"
     assert (account.version, account.special_requirements) == (2, "")
+
+
+LOGGED = "domain.account:Account.InteractionLogged"
+
+
+def test_version_1_interactions_and_openings_read_without_occasion_cost_or_founding(
+    app, projections, db
+):
+    account_id = _store_v1_account(app)
+    interaction_id = uuid4()
+    app.recorder.insert_events(
+        [
+            _v1(
+                LOGGED,
+                account_id,
+                3,
+                interaction_id={"_type_": "uuid_hex", "_data_": interaction_id.hex},
+                channel="gift",
+                direction="outbound",
+                occurred_at={
+                    "_type_": "datetime_iso",
+                    "_data_": "2026-01-05T10:00:00+00:00",
+                },
+                participants=[],
+                summary="Hamper",
+                outcome="",
+                effort_minutes=10,
+            )
+        ],
+        meta=CommandMeta("legacy-import"),
+    )
+    account = app.get_account(account_id)
+    assert account.founded_on is None
+    assert (account.greetings, len(account.interactions)) == ({}, 1)
+    (logged,) = [e for e in Audit(app).history(account_id) if e.type == "InteractionLogged"]
+    assert (logged.payload["occasion_kind"], logged.payload["cost_amount"]) == (None, None)
+    projections.catch_up()
+    row = db.execute(
+        "SELECT occasion_kind, occasion_year, cost_amount, cost_currency, effort_minutes"
+        " FROM interaction_timeline WHERE interaction_id = %s",
+        (interaction_id,),
+    ).fetchone()
+    assert row == (None, None, None, None, 10)
+    assert db.execute(
+        "SELECT founded_on FROM account_view WHERE account_id = %s", (account_id,)
+    ).fetchone() == (None,)

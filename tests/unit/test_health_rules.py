@@ -36,6 +36,7 @@ CALM = health.Signals(
     deal_change=Decimal("0.5"),
     deal_change_currency="EUR",
     unconfirmed_oral=0,
+    overdue_follow_ups=0,
 )
 
 # Every factor at or beyond its worst.
@@ -49,6 +50,7 @@ WORST = replace(
     breached_complaints=4,
     deal_change=Decimal(-1),
     unconfirmed_oral=7,
+    overdue_follow_ups=3,
 )
 
 
@@ -92,12 +94,17 @@ def test_no_factor_against_an_account_scores_100_and_all_at_worst_score_0():
         (F.DEAL_TREND, Decimal("-0.5"), Decimal("0.5")),
         (F.DEAL_TREND, Decimal(3), Decimal(0)),
         (F.OPEN_COMPLAINTS, 1, Decimal("0.5")),
+        (F.UNCONFIRMED_ORAL, 1, Decimal(1) / 3),
+        (F.OVERDUE_FOLLOW_UPS, 0, Decimal(0)),
+        (F.OVERDUE_FOLLOW_UPS, 1, Decimal("0.5")),
+        (F.OVERDUE_FOLLOW_UPS, 2, Decimal(1)),
+        (F.OVERDUE_FOLLOW_UPS, 9, Decimal(1)),
     ],
 )
 def test_each_factor_is_a_clamped_ramp_between_its_start_and_end(rule, value, severity):
     [found] = [r for r in health.RULES if r.factor is rule]
     assert found.severity(value) == severity
-    # Half up, as PostgreSQL's round: 25 * 0.25 = 6.25 is 6.3.
+    # Half up, as PostgreSQL's round: 5 * 0.35 = 1.75 is 1.8.
     expected = (found.weight * severity).quantize(health.POINT, ROUND_HALF_UP)
     assert found.contribution(value) == expected
 
@@ -105,23 +112,38 @@ def test_each_factor_is_a_clamped_ramp_between_its_start_and_end(rule, value, se
 def test_a_mixed_account_adds_up_its_contributions_rounded_to_one_decimal():
     signals = replace(
         CALM,
-        quiet_ratio=Decimal(40) / 30,  # 25 * 1/3 = 8.33...
+        quiet_ratio=Decimal(40) / 30,  # 20 * 1/3 = 6.66...
         csat=Decimal(50),  # 20 * 30/40 = 15
         csat_change=Decimal(-15),  # 10 * 1/2 = 5
         open_complaints=1,  # 5
         deal_change=None,  # not counted
-        unconfirmed_oral=2,  # 10 * 2/3 = 6.66...
+        unconfirmed_oral=2,  # 5 * 2/3 = 3.33...
+        overdue_follow_ups=1,  # 5
     )
     assert _contributions(signals) == {
-        F.CONTACT_RECENCY: Decimal("8.3"),
+        F.CONTACT_RECENCY: Decimal("6.7"),
         F.SATISFACTION_LEVEL: Decimal("15.0"),
         F.SATISFACTION_TREND: Decimal("5.0"),
         F.OPEN_COMPLAINTS: Decimal("5.0"),
         F.BREACHED_COMPLAINTS: Decimal("0.0"),
         F.DEAL_TREND: Decimal("0.0"),
-        F.UNCONFIRMED_ORAL: Decimal("6.7"),
+        F.UNCONFIRMED_ORAL: Decimal("3.3"),
+        F.OVERDUE_FOLLOW_UPS: Decimal("5.0"),
     }
     assert health.score(signals).score == Decimal(100) - Decimal("40.0")
+
+
+def test_the_weights_are_those_documented():
+    assert {rule.factor: rule.weight for rule in health.RULES} == {
+        F.CONTACT_RECENCY: 20,
+        F.SATISFACTION_LEVEL: 20,
+        F.SATISFACTION_TREND: 10,
+        F.OPEN_COMPLAINTS: 10,
+        F.BREACHED_COMPLAINTS: 10,
+        F.DEAL_TREND: 15,
+        F.UNCONFIRMED_ORAL: 5,
+        F.OVERDUE_FOLLOW_UPS: 10,
+    }
 
 
 def test_reasons_say_what_made_each_factor():
@@ -136,7 +158,13 @@ def test_reasons_say_what_made_each_factor():
         "in the last 90 days)",
         F.DEAL_TREND: "deal value in EUR fell 100% against the 90 days before",
         F.UNCONFIRMED_ORAL: "7 oral interactions without written confirmation",
+        F.OVERDUE_FOLLOW_UPS: "3 follow-ups overdue",
     }
+    assert {f.factor: f.reason for f in health.score(CALM).factors}[
+        F.OVERDUE_FOLLOW_UPS
+    ] == "no follow-up is overdue"
+    one = health.score(replace(CALM, overdue_follow_ups=1))
+    assert one.factors[-1].reason == "1 follow-up overdue"
     calm = {f.factor: f.reason for f in health.score(CALM).factors}
     assert calm[F.CONTACT_RECENCY] == (
         "last contact 3 days ago, within cadence: partner accounts expect one every 30 days"
@@ -227,6 +255,30 @@ def test_cost_of_serving_prices_effort_at_the_rate_and_flags_a_luxury():
     assert health.economics(
         1, health.HourlyRate(Decimal(90), "JPY"), []
     ).cost_of_serving == Decimal(2)
+
+
+def test_gifts_in_the_rates_currency_add_to_the_cost_of_serving():
+    rate = health.HourlyRate(Decimal("80.00"), "EUR")
+    gifts = (("EUR", Decimal("25.50")), ("USD", Decimal("40.00")))
+    found = health.economics(45, rate, [("EUR", Decimal("100.00"))], gifts)
+    assert (found.effort_cost, found.gift_costs, found.cost_of_serving) == (
+        Decimal("60.00"),
+        Decimal("25.50"),
+        Decimal("85.50"),
+    )
+    assert found.net == Decimal("14.50")
+    assert found.gift_costs_in_other_currencies == (("USD", Decimal("40.00")),)
+    # Less than the deals in EUR, but a gift in USD is not converted: unknown.
+    assert found.luxury is None
+    only_eur = health.economics(45, rate, [("EUR", Decimal("80.00"))], gifts[:1])
+    assert (only_eur.cost_of_serving, only_eur.luxury) == (Decimal("85.50"), True)
+    cheap = health.economics(0, rate, [("EUR", Decimal("80.00"))], gifts[:1])
+    assert (cheap.cost_of_serving, cheap.luxury) == (Decimal("25.50"), False)
+    # A gift in a currency with fewer decimals is kept with the rate's.
+    yen = health.economics(
+        0, health.HourlyRate(Decimal(9000), "JPY"), [], (("JPY", Decimal(3000)),)
+    )
+    assert (yen.cost_of_serving, yen.gift_costs) == (Decimal(3000), Decimal(3000))
 
 
 def test_settings_read_cadence_limit_and_rate_from_the_environment(monkeypatch):
