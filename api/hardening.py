@@ -30,6 +30,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -196,13 +197,18 @@ def schema_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]
         msg = "RAPPORT_TRUSTED_DOCUMENTS=only needs RAPPORT_TRUSTED_DOCUMENTS_FILE"
         raise TrustedDocumentsError(msg)
     extensions.append(partial(PersistedQueries, TrustedDocuments(manifest, only=only)))
-    extensions += [
-        partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
-        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
-        partial(MaxAliasesLimiter, max_alias_count=settings.max_query_aliases),
+    # The validation rules are made once: a fresh extension per request brings
+    # the same rules, so a document's validation is cached (api.schema).
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_query_aliases).validation_rules,
     ]
     if not settings.introspection:
-        extensions.append(DisableIntrospection)
+        rules += DisableIntrospection().validation_rules
+    extensions += [
+        partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
+        partial(AddValidationRules, rules),
+    ]
     return extensions
 
 
