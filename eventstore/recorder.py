@@ -457,12 +457,26 @@ class RapportRecorder(PostgresApplicationRecorder):
             return None
         return row["account_id"], row["version"], row["position"], row["created_id"]
 
-    def read_after(self, position: int, limit: int) -> list[RecordedEvent]:
-        """Events after ``position`` in commit order, with their metadata."""
-        return self._select(
-            SQL(" WHERE notification_id > %s ORDER BY notification_id LIMIT %s"),
-            (position, limit),
-        )
+    def read_after(
+        self,
+        position: int,
+        limit: int,
+        *,
+        topics: Sequence[str] = (),
+        up_to: int | None = None,
+    ) -> list[RecordedEvent]:
+        """Events after ``position`` in commit order, with their metadata; only
+        those of ``topics`` if given, and none after ``up_to`` if given."""
+        condition: Composable = SQL(" WHERE notification_id > %s")
+        params: list[Any] = [position]
+        if topics:
+            condition += SQL(" AND topic = ANY(%s)")
+            params.append(list(topics))
+        if up_to is not None:
+            condition += SQL(" AND notification_id <= %s")
+            params.append(up_to)
+        params.append(limit)
+        return self._select(condition + SQL(" ORDER BY notification_id LIMIT %s"), params)
 
     def account_events(
         self,

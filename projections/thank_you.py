@@ -114,10 +114,18 @@ class ThankYou(PostgresTrackingRecorder):
                     cur.execute(self._lock)
                     cur.execute("SET LOCAL lock_timeout = 0")
                     position = self._max_tracking_id(self.app.name, cur) or 0
-                    recorded = self.recorder.read_after(position, self.batch_size)
-                    if not recorded:
+                    # Positions commit in order: every event up to the head seen
+                    # now is visible, so the deals among them are all there are.
+                    head = self.recorder.max_notification_id() or 0
+                    if head <= position:
                         return position
-                    done, failure = self._work_through(recorded, position)
+                    deals = self.recorder.read_after(
+                        position, self.batch_size, topics=[_DEAL_CLOSED], up_to=head
+                    )
+                    # A full batch may stop short of the head; otherwise all is read.
+                    full = len(deals) == self.batch_size
+                    reached = deals[-1].position if full else head
+                    done, failure = self._work_through(deals, position, reached)
                     if done > position:
                         self._insert_tracking(cur, Tracking(self.app.name, done))
             except OperationalError as error:
@@ -128,17 +136,17 @@ class ThankYou(PostgresTrackingRecorder):
                 raise failure
 
     def _work_through(
-        self, recorded: list[RecordedEvent], position: int
+        self, deals: list[RecordedEvent], position: int, reached: int
     ) -> tuple[int, Exception | None]:
-        """The position up to which the batch is done, and what stopped it."""
-        for event in recorded:
-            if event.stored.topic == _DEAL_CLOSED:
-                try:
-                    self.thank(event)
-                except Exception as error:  # noqa: BLE001 - recorded, raised by the caller
-                    return position, error
-            position = event.position
-        return position, None
+        """The position up to which the batch is done (``reached`` when every
+        deal went through), and what stopped it."""
+        for deal in deals:
+            try:
+                self.thank(deal)
+            except Exception as error:  # noqa: BLE001 - recorded, raised by the caller
+                return position, error
+            position = deal.position
+        return reached, None
 
     def thank(self, recorded: RecordedEvent) -> None:
         """Schedule the thank-you follow-up of one ``DealClosed``, unless it is."""
