@@ -59,14 +59,7 @@ async def list_accounts(
     """Accounts by name then id, ``limit`` rows after the keyset ``after``."""
     clauses: list[Composable] = []
     params: list[Any] = []
-    for column in ("tier", "stage", "manager"):
-        value = getattr(where, column)
-        if value is not None:
-            clauses.append(SQL("{} = %s").format(Identifier(column)))
-            params.append(value)
-    if where.managers is not None:
-        clauses.append(SQL("manager = ANY(%s)"))
-        params.append(list(where.managers))
+    clauses += _equal(where, ("tier", "stage", "manager"), params)
     if where.search:
         clauses.append(SQL("name ILIKE %s"))
         params.append("%" + _escape_like(where.search) + "%")
@@ -95,10 +88,7 @@ async def periods_by_account(
         ),
         (list(ids),),
     )
-    grouped: dict[UUID, list[Row]] = {account_id: [] for account_id in ids}
-    for row in await cur.fetchall():
-        grouped[row["account_id"]].append(row)
-    return grouped
+    return _grouped(ids, await cur.fetchall())
 
 
 async def interactions(
@@ -127,10 +117,7 @@ async def first_interactions(
         " WHERE rank <= %s ORDER BY account_id, rank",
         (list(account_ids), limit),
     )
-    grouped: dict[UUID, list[Row]] = {account_id: [] for account_id in account_ids}
-    for row in await cur.fetchall():
-        grouped[row["account_id"]].append(row)
-    return grouped
+    return _grouped(account_ids, await cur.fetchall())
 
 
 @dataclass(frozen=True)
@@ -194,14 +181,7 @@ async def list_complaints(
     in SQL, against ``targets`` as of ``as_of`` (by default now)."""
     query, params = _complaints_with_targets(targets, as_of)
     clauses: list[Composable] = []
-    for column in ("status", "severity", "account_id", "manager"):
-        value = getattr(where, column)
-        if value is not None:
-            clauses.append(SQL("{} = %s").format(Identifier(column)))
-            params.append(value)
-    if where.managers is not None:
-        clauses.append(SQL("manager = ANY(%s)"))
-        params.append(list(where.managers))
+    clauses += _equal(where, ("status", "severity", "account_id", "manager"), params)
     if where.breached is not None:
         clauses.append(SQL("(acknowledge_breached OR resolve_breached) = %s"))
         params.append(where.breached)
@@ -226,10 +206,7 @@ async def complaints_by_account(
     )
     params.append(list(account_ids))
     cur = await conn.execute(query, params)
-    grouped: dict[UUID, list[Row]] = {account_id: [] for account_id in account_ids}
-    for row in await cur.fetchall():
-        grouped[row["account_id"]].append(row)
-    return grouped
+    return _grouped(account_ids, await cur.fetchall())
 
 
 def _escape_like(text: str) -> str:
@@ -279,10 +256,7 @@ async def first_of_timeline(
         ).format(moment, key, Identifier(table)),
         (list(account_ids), limit),
     )
-    grouped: dict[UUID, list[Row]] = {account_id: [] for account_id in account_ids}
-    for row in await cur.fetchall():
-        grouped[row["account_id"]].append(row)
-    return grouped
+    return _grouped(account_ids, await cur.fetchall())
 
 
 # -- satisfaction: CSAT and NPS over a rolling window -------------------------------
@@ -497,14 +471,7 @@ async def list_follow_ups(
     query: Composable = _FOLLOW_UPS
     params: list[Any] = [as_of]
     clauses: list[Composable] = []
-    for column in ("owner", "status", "account_id"):
-        value = getattr(where, column)
-        if value is not None:
-            clauses.append(SQL("{} = %s").format(Identifier(column)))
-            params.append(value)
-    if where.managers is not None:
-        clauses.append(SQL("manager = ANY(%s)"))
-        params.append(list(where.managers))
+    clauses += _equal(where, ("owner", "status", "account_id"), params)
     if where.overdue is not None:
         clauses.append(SQL("overdue = %s"))
         params.append(where.overdue)
@@ -541,6 +508,22 @@ async def goals_by_account(
         (list(account_ids),),
     )
     return _grouped(account_ids, await cur.fetchall())
+
+
+def _equal(where: Any, columns: Sequence[str], params: list[Any]) -> list[Composable]:
+    """``column = value`` for each of ``columns`` the filter ``where`` sets, and
+    its reach (``manager`` one of ``where.managers``) when that is limited; the
+    values go to ``params`` in the same order."""
+    clauses: list[Composable] = []
+    for column in columns:
+        value = getattr(where, column)
+        if value is not None:
+            clauses.append(SQL("{} = %s").format(Identifier(column)))
+            params.append(value)
+    if where.managers is not None:
+        clauses.append(SQL("manager = ANY(%s)"))
+        params.append(list(where.managers))
+    return clauses
 
 
 def _grouped(account_ids: Sequence[UUID], rows: list[Row]) -> dict[UUID, list[Row]]:
