@@ -61,8 +61,9 @@ query($id: UUID!) {
 
 @pytest.fixture(scope="module")
 def accounts(store):
-    """Two accounts, one per agent, each with a contact; names unique to this run."""
-    app = store[0]
+    """Two accounts, one per agent, each with a contact; names unique to this run,
+    in the views before any test reads them."""
+    app, projections = store
     tag = uuid4().hex[:8]
     made = {}
     for agent in ("agent.a", "agent.b"):
@@ -75,6 +76,7 @@ def accounts(store):
         )
         made[agent] = str(opened.account_id)
     made["tag"] = tag
+    projections.catch_up()
     return made
 
 
