@@ -8,10 +8,12 @@ from uuid import uuid4
 
 from eventsourcing.persistence import StoredEvent
 
-from domain.account import Account
+from domain.account import Account, InteractionRecord
 from domain.application import CommandMeta
+from domain.values import AccountKind, Channel, Direction
 from eventstore.audit import Audit
 
+META = CommandMeta("alice")
 OPENED = "domain.account:Account.AccountOpened"
 UPDATED = "domain.account:Account.ProfileUpdated"
 
@@ -106,10 +108,45 @@ def test_a_version_1_snapshot_is_upcast_too(app):
     for key in ("special_requirements", "purchase_characteristics", "class_version"):
         snapshot.state.pop(key)
     snapshot.state["name"] = "Read from the snapshot"
+    snapshot.state["interactions"] = []  # version 1 kept a list of [id, record]
     app.snapshots.put([snapshot])
     account = app.get_account(account_id, version=2)  # a replay, not the cache
     assert account.name == "Read from the snapshot"
     assert (account.version, account.special_requirements) == (2, "")
+
+
+def test_a_version_7_snapshot_keeps_its_interaction_records(app):
+    """Version 7 kept a JSON object per interaction record; version 8 keeps one
+    list per field. A version 7 snapshot still gives the same records."""
+    account_id = app.open_account(META, name="Packed Oy", kind=AccountKind.GROUP).account_id
+    call, visit, mail = uuid4(), uuid4(), uuid4()
+    called_at = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    logged = ((call, Channel.CALL), (visit, Channel.VISIT), (mail, Channel.EMAIL))
+    for interaction_id, channel in logged:
+        app.log_interaction(
+            META,
+            account_id,
+            interaction_id=interaction_id,
+            channel=channel,
+            direction=Direction.OUTBOUND,
+            occurred_at=called_at,
+            summary="Spring order",
+        )
+    app.record_written_confirmation(META, account_id, visit, confirmed_at=called_at)
+    current = app.get_account(account_id)
+    snapshot = Account.Snapshot.take(current)
+    assert snapshot.state["interactions"]["confirmed"] == [False, True, False]
+    snapshot.state["class_version"] = 7
+    snapshot.state["interactions"] = [
+        [str(key), record] for key, record in current.interactions.items()
+    ]
+    app.snapshots.put([snapshot])
+    restored = app.get_account(account_id, version=current.version)  # from the snapshot
+    assert restored.interactions == current.interactions
+    assert restored.interactions[call] == InteractionRecord(
+        Channel.CALL, called_at, confirmed=False
+    )
+    assert restored.unconfirmed_oral_interactions == 1
 
 
 LOGGED = "domain.account:Account.InteractionLogged"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from copy import deepcopy
 from datetime import UTC, date, datetime, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -248,3 +248,45 @@ def test_a_copy_for_a_command_leaves_the_original_alone():
     assert (account.version, copy.version) == (2, 4)
     assert account.collect_events() == []
     assert len(copy.collect_events()) == 2
+
+
+def test_interaction_records_survive_a_snapshot_field_for_field():
+    account = opened()
+    moments = [NOW - timedelta(days=3), NOW - timedelta(hours=2, microseconds=7)]
+    ids = [uuid4(), uuid4(), uuid4()]
+    for interaction_id, channel, at in zip(
+        ids, (Channel.CALL, Channel.VISIT, Channel.EMAIL), (*moments, NOW), strict=True
+    ):
+        account.log_interaction(
+            interaction_id=interaction_id,
+            channel=channel,
+            direction=Direction.INBOUND,
+            occurred_at=at,
+            summary="Spring order",
+        )
+    account.record_written_confirmation(interaction_id=ids[1], confirmed_at=NOW)
+    snapshot = Account.Snapshot.take(account)
+    assert snapshot.state["interactions"]["ids"] == [i.hex for i in ids]
+
+    restored = snapshot.mutate(None)
+    assert restored.interactions == account.interactions
+    assert list(restored.interactions) == ids
+    for key in restored.interactions:  # a UUID like any other
+        parsed = UUID(str(key))
+        assert (key, hash(key), key.version, key.is_safe) == (
+            parsed,
+            hash(parsed),
+            4,
+            parsed.is_safe,
+        )
+    assert restored.unconfirmed_oral_interactions == 1
+    with pytest.raises(AlreadyConfirmed):
+        restored.record_written_confirmation(interaction_id=ids[1], confirmed_at=NOW)
+    with pytest.raises(InvalidValue):
+        restored.log_interaction(
+            interaction_id=ids[2],
+            channel=Channel.EMAIL,
+            direction=Direction.INBOUND,
+            occurred_at=NOW,
+            summary="Again",
+        )

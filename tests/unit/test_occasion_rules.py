@@ -190,7 +190,7 @@ def test_greetings_and_the_founding_date_survive_a_snapshot():
     account, ann = acme()
     greeting = greet(account, Occasion(BIRTHDAY, 2026, ann))
     snapshot = Account.Snapshot.take(account)
-    assert snapshot.state["class_version"] == Account.class_version == 7
+    assert snapshot.state["class_version"] == Account.class_version
     restored = snapshot.mutate(None)
     assert restored.founded_on == date(1994, 6, 1)
     assert restored.greetings == {occasion_key(BIRTHDAY, ann, 2026): greeting}
