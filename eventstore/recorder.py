@@ -24,7 +24,7 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import get_topic, retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Identifier, Literal
@@ -86,23 +86,37 @@ class _Write:
     done: bool = False
 
 
-def _insert_params(
-    stored_events: Sequence[StoredEvent], kwargs: dict[str, Any]
-) -> dict[str, Any]:
-    meta = kwargs.get("meta")
-    return {
-        "originator_ids": [e.originator_id for e in stored_events],
-        "versions": [e.originator_version for e in stored_events],
-        "topics": [e.topic for e in stored_events],
-        "states": [e.state for e in stored_events],
-        "event_ids": [
-            event_id(e.originator_id, e.originator_version) for e in stored_events
-        ],
-        "actor": getattr(meta, "actor", SYSTEM_ACTOR),
-        "correlation_id": getattr(meta, "correlation_id", None),
-        "causation_id": getattr(meta, "causation_id", None),
-        "command_id": getattr(meta, "command_id", None),
+def _insert_params(writes: Sequence[_Write]) -> dict[str, list[Any]]:
+    """The insert's arrays: one element per event of ``writes``, in order."""
+    params: dict[str, list[Any]] = {
+        "originator_ids": [],
+        "versions": [],
+        "topics": [],
+        "states": [],
+        "event_ids": [],
+        "actors": [],
+        "correlation_ids": [],
+        "causation_ids": [],
+        "command_ids": [],
     }
+    for write in writes:
+        meta = write.kwargs.get("meta")
+        for e in write.stored_events:
+            params["originator_ids"].append(e.originator_id)
+            params["versions"].append(e.originator_version)
+            params["topics"].append(e.topic)
+            params["states"].append(e.state)
+            params["event_ids"].append(event_id(e.originator_id, e.originator_version))
+            params["actors"].append(getattr(meta, "actor", SYSTEM_ACTOR))
+            params["correlation_ids"].append(getattr(meta, "correlation_id", None))
+            params["causation_ids"].append(getattr(meta, "causation_id", None))
+            params["command_ids"].append(getattr(meta, "command_id", None))
+    return params
+
+
+def rendered(statement: Composable) -> bytes:
+    """A statement as the server gets it (its identifiers need no connection)."""
+    return statement.as_bytes(None)
 
 
 def event_id(originator_id: UUID | str, originator_version: int) -> UUID:
@@ -281,20 +295,34 @@ class RapportRecorder(PostgresApplicationRecorder):
         self.webhooks_table = SQL("{schema}.{webhooks}").format(**names)
         self.commands_table = SQL("{schema}.{commands}").format(**names)
         self.commands_key = f"{events_table_name}_commands_pkey"
-        self.insert_command = SQL(
-            "INSERT INTO {schema}.{commands}"
-            " (command_id, account_id, version, position, created_id)"
-            " VALUES (%s, %s, %s, %s, %s)"
-        ).format(**names)
+        self.insert_commands = rendered(
+            SQL(
+                "INSERT INTO {schema}.{commands}"
+                " (command_id, account_id, version, position, created_id)"
+                " SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::bigint[],"
+                " %s::bigint[], %s::uuid[])"
+            ).format(**names)
+        )
         self.select_command = SQL(
             "SELECT account_id, version, position, created_id FROM {schema}.{commands}"
             " WHERE command_id = %s"
         ).format(**names)
         self.deliveries_table = SQL("{schema}.{deliveries}").format(**names)
-        self.lock_table_statements = [
-            self.lock_table_statements[0],  # SET LOCAL lock_timeout
+        lock_table_statements = [
+            SQL("SET LOCAL lock_timeout = '{}s'").format(self.datastore.lock_timeout),
             SQL("SELECT {}()").format(self.lock_function),
         ]
+        self.lock_table_statements = list(lock_table_statements)
+        # The write path's statements, rendered once: psycopg renders a
+        # composed statement on every execution, and caches a rendered one.
+        self._lock_and_notify = [
+            rendered(statement)
+            for statement in (
+                *lock_table_statements,
+                SQL("NOTIFY {}").format(Identifier(self.channel_name)),
+            )
+        ]
+        self._select_events_queries: dict[tuple[bool, bool, bool, bool], bytes] = {}
         self.select_first_break = SQL(
             "SELECT notification_id, originator_id, originator_version,"
             " prev_hash IS DISTINCT FROM expected_prev AS link_broken"
@@ -313,19 +341,24 @@ class RapportRecorder(PostgresApplicationRecorder):
             " (SELECT hash FROM {schema}.{table} ORDER BY notification_id DESC LIMIT 1)"
             " AS hash FROM {schema}.{table}"
         ).format(**names)
-        self.insert_with_metadata = SQL(
-            # The columns the app role may write, in APP_WRITTEN_COLUMNS order.
-            "INSERT INTO {schema}.{table} ({columns})"
-            " SELECT e.originator_id, e.originator_version, e.topic, e.state,"
-            " e.event_id,"
-            " (convert_from(e.state, 'UTF8')::jsonb #>> '{{timestamp,_data_}}')"
-            "::timestamptz,"
-            " %(actor)s, %(correlation_id)s, %(causation_id)s, %(command_id)s"
-            " FROM unnest(%(originator_ids)s::uuid[], %(versions)s::bigint[],"
-            " %(topics)s::text[], %(states)s::bytea[], %(event_ids)s::uuid[])"
-            " AS e(originator_id, originator_version, topic, state, event_id)"
-            " RETURNING notification_id"
-        ).format(columns=SQL(", ").join(map(Identifier, APP_WRITTEN_COLUMNS)), **names)
+        self.insert_with_metadata = rendered(
+            SQL(
+                # The columns the app role may write, in APP_WRITTEN_COLUMNS order.
+                "INSERT INTO {schema}.{table} ({columns})"
+                " SELECT e.originator_id, e.originator_version, e.topic, e.state,"
+                " e.event_id,"
+                " (convert_from(e.state, 'UTF8')::jsonb #>> '{{timestamp,_data_}}')"
+                "::timestamptz,"
+                " e.actor, e.correlation_id, e.causation_id, e.command_id"
+                " FROM unnest(%(originator_ids)s::uuid[], %(versions)s::bigint[],"
+                " %(topics)s::text[], %(states)s::bytea[], %(event_ids)s::uuid[],"
+                " %(actors)s::text[], %(correlation_ids)s::uuid[],"
+                " %(causation_ids)s::uuid[], %(command_ids)s::uuid[])"
+                " AS e(originator_id, originator_version, topic, state, event_id,"
+                " actor, correlation_id, causation_id, command_id)"
+                " RETURNING notification_id, originator_id, originator_version"
+            ).format(columns=SQL(", ").join(map(Identifier, APP_WRITTEN_COLUMNS)), **names)
+        )
         self.select_recorded = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state,"
             " event_id, occurred_at, recorded_at, actor, correlation_id,"
@@ -335,6 +368,47 @@ class RapportRecorder(PostgresApplicationRecorder):
             "SELECT max(originator_version) AS version FROM {schema}.{table}"
             " WHERE originator_id = %s AND occurred_at <= %s"
         ).format(**names)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        """eventsourcing's select, with each shape of the statement rendered
+        once: every command's fast-forward runs it."""
+        shape = (gt is not None, lte is not None, desc, limit is not None)
+        query = self._select_events_queries.get(shape)
+        if query is None:
+            statement = SQL(
+                "SELECT originator_id, originator_version, topic, state FROM {}"
+                " WHERE originator_id = %s"
+            ).format(self.table)
+            if gt is not None:
+                statement += SQL(" AND originator_version > %s")
+            if lte is not None:
+                statement += SQL(" AND originator_version <= %s")
+            statement += SQL(" ORDER BY originator_version")
+            statement += SQL(" DESC" if desc else " ASC")
+            if limit is not None:
+                statement += SQL(" LIMIT %s")
+            query = self._select_events_queries[shape] = rendered(statement)
+        params = [p for p in (originator_id, gt, lte, limit) if p is not None]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(query, params, prepare=True)
+            return [
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
 
     def _create_table(self, curs: Cursor[DictRow]) -> None:
         # Start-up of the API and the projection runner may race to migrate.
@@ -407,42 +481,65 @@ class RapportRecorder(PostgresApplicationRecorder):
                 write.done = True
 
     def _insert_group(self, group: list[_Write]) -> None:
+        """One transaction for the group: all its writes in one statement, or,
+        when that fails on a constraint, each write in a savepoint of its own so
+        that only the writes at fault fail."""
         with self.datastore.transaction(commit=True) as curs:
-            self._lock_table(curs)
-            self._notify_channel(curs)
+            for statement in self._lock_and_notify:
+                curs.execute(statement, prepare=True)
+            if len(group) > 1:
+                try:
+                    with curs.connection.transaction():  # a savepoint
+                        self._insert_writes(curs, group)
+                except psycopg.IntegrityError:
+                    for write in group:
+                        write.positions = []
+                else:
+                    return
             for write in group:
                 try:
                     with curs.connection.transaction():  # a savepoint
-                        curs.execute(
-                            self.insert_with_metadata,
-                            _insert_params(write.stored_events, write.kwargs),
-                            prepare=True,
-                        )
-                        write.positions = [r["notification_id"] for r in curs.fetchall()]
-                        self._record_command(curs, write)
-                except psycopg.errors.UniqueViolation as error:
-                    if error.diag.constraint_name == self.commands_key:
-                        command_id = write.kwargs["meta"].command_id
-                        write.error = CommandAlreadyRecorded(command_id)
-                    else:
-                        write.error = IntegrityError(str(error))
+                        self._insert_writes(curs, [write])
                 except psycopg.IntegrityError as error:
-                    write.error = IntegrityError(str(error))
+                    write.positions = []  # rolled back with its savepoint
+                    write.error = self._refusal(write, error)
 
-    def _record_command(self, curs: Cursor[DictRow], write: _Write) -> None:
-        """The outcome of a command the client gave an id, beside its events."""
-        meta = write.kwargs.get("meta")
-        if not getattr(meta, "idempotent", False):
-            return
-        last = write.stored_events[-1]
+    def _refusal(self, write: _Write, error: psycopg.IntegrityError) -> Exception:
+        """What a write that broke a constraint is told."""
+        if (
+            isinstance(error, psycopg.errors.UniqueViolation)
+            and error.diag.constraint_name == self.commands_key
+        ):
+            return CommandAlreadyRecorded(write.kwargs["meta"].command_id)
+        return IntegrityError(str(error))
+
+    def _insert_writes(self, curs: Cursor[DictRow], writes: Sequence[_Write]) -> None:
+        """Insert the events of ``writes`` in one statement, each write's in its
+        order; give each write its positions and record its command's outcome."""
+        curs.execute(self.insert_with_metadata, _insert_params(writes), prepare=True)
+        positions = {
+            (str(row["originator_id"]), row["originator_version"]): row["notification_id"]
+            for row in curs.fetchall()
+        }
+        for write in writes:
+            write.positions = [
+                positions[str(e.originator_id), e.originator_version]
+                for e in write.stored_events
+            ]
+        commands = [w for w in writes if getattr(w.kwargs.get("meta"), "idempotent", False)]
+        if commands:
+            self._record_commands(curs, commands)
+
+    def _record_commands(self, curs: Cursor[DictRow], writes: Sequence[_Write]) -> None:
+        """The outcomes of commands the client gave an id, beside their events."""
         curs.execute(
-            self.insert_command,
+            self.insert_commands,
             (
-                meta.command_id,  # type: ignore[union-attr]
-                last.originator_id,
-                last.originator_version,
-                write.positions[-1],
-                write.kwargs.get("created_id"),
+                [write.kwargs["meta"].command_id for write in writes],
+                [write.stored_events[-1].originator_id for write in writes],
+                [write.stored_events[-1].originator_version for write in writes],
+                [write.positions[-1] for write in writes],
+                [write.kwargs.get("created_id") for write in writes],
             ),
         )
 

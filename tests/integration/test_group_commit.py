@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
+from eventsourcing.persistence import IntegrityError
+
+from domain.account import Account
 from domain.application import CommandMeta
-from domain.errors import ConcurrencyConflict
+from domain.errors import CommandAlreadyRecorded, ConcurrencyConflict
 from domain.values import AccountKind, Channel, Direction
 from eventstore.integrity import verify
+from eventstore.recorder import _Write, recorder_of
 
 WRITERS = 8
 WRITES = 15
@@ -89,4 +95,60 @@ def test_a_conflict_fails_only_its_own_write(app):
     assert sum(written) + sum(conflicts) == WRITERS * WRITES
     assert sum(written) >= 1
     assert app.get_account(account_id).version == 1 + sum(written)
+    assert verify(app.recorder).intact
+
+
+def _opening(app, name):
+    """An account's first event, stored as the application would store it."""
+    account = Account.open(name=name, kind=AccountKind.GROUP)
+    return [app.mapper.to_stored_event(e) for e in account.collect_events()]
+
+
+def _group(recorder, *writes):
+    """Commit ``writes`` as one group, as concurrent callers would share it."""
+    queued = [_Write(events, {"meta": meta}) for events, meta in writes]
+    recorder._commit_group(queued)  # noqa: SLF001 - the group, without the threads
+    return queued
+
+
+def test_a_group_goes_in_one_statement_with_each_write_in_order(app, db):
+    recorder = recorder_of(app)
+    first, second = _opening(app, "First"), _opening(app, "Second")
+    meta = CommandMeta("a", command_id=uuid4(), idempotent=True)
+    one, two = _group(recorder, (first, CommandMeta("a")), (second, meta))
+    assert (one.error, two.error) == (None, None)
+    assert two.positions == [one.positions[-1] + 1]
+    row = db.execute(
+        "SELECT account_id, position FROM rapport_events_commands WHERE command_id = %s",
+        (meta.command_id,),
+    ).fetchone()
+    assert row == (second[0].originator_id, two.positions[0])
+
+
+def test_a_bad_write_in_a_group_fails_alone(app, db):
+    recorder = recorder_of(app)
+    taken = _opening(app, "Taken")
+    _group(recorder, (taken, CommandMeta("a")))
+    again = [replace(taken[0], topic=taken[0].topic)]  # the same version once more
+    before, after = _opening(app, "Before"), _opening(app, "After")
+    used = CommandMeta("a", command_id=uuid4(), idempotent=True)
+    _group(recorder, (_opening(app, "Used"), used))
+    writes = _group(
+        recorder,
+        (before, CommandMeta("a")),
+        (again, CommandMeta("a")),
+        (_opening(app, "Reused"), used),
+        (after, CommandMeta("a")),
+    )
+    ok, conflict, reused, ok_too = writes
+    assert isinstance(conflict.error, IntegrityError)
+    assert isinstance(reused.error, CommandAlreadyRecorded)
+    assert (conflict.positions, reused.positions) == ([], [])
+    assert (ok.error, ok_too.error) == (None, None)
+    assert ok.positions[0] < ok_too.positions[0]
+    names = db.execute(
+        "SELECT originator_id FROM rapport_events WHERE notification_id = ANY(%s)",
+        (ok.positions + ok_too.positions,),
+    ).fetchall()
+    assert {n for (n,) in names} == {before[0].originator_id, after[0].originator_id}
     assert verify(app.recorder).intact
