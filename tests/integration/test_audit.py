@@ -7,6 +7,7 @@ from uuid import uuid4
 
 import pytest
 
+from domain.account import Account
 from domain.application import SNAPSHOT_INTERVAL, CommandMeta
 from domain.errors import AccountNotFound, InvalidValue
 from domain.values import AccountKind, Stage, Tier
@@ -68,6 +69,22 @@ def test_state_at_a_version_past_snapshots_equals_a_full_replay(app, audit):
         for event in app.events.get(account_id, lte=version):
             state = event.mutate(state)
         assert vars(through_snapshots) == vars(state), version
+    # Commands keep the account they saved; it is the state a replay gives.
+    assert vars(app.get_account(account_id)) == vars(state)
+
+
+def test_a_save_that_crosses_the_interval_snapshots_the_version_on_it(app, audit):
+    account = Account.open(name="Imported", kind=AccountKind.GROUP)
+    for i in range(SNAPSHOT_INTERVAL + 20):
+        account.change_tier(tier=TIERS[i % 3], reason=f"r{i}")
+    app.save(account, meta=CommandMeta("import"))
+    snapshots = list(app.snapshots.get(account.id))
+    assert [s.originator_version for s in snapshots] == [SNAPSHOT_INTERVAL]
+    for version in (SNAPSHOT_INTERVAL, SNAPSHOT_INTERVAL + 5):
+        state = None
+        for event in app.events.get(account.id, lte=version):
+            state = event.mutate(state)
+        assert vars(audit.state_at(account.id, version=version)) == vars(state)
 
 
 def test_state_at_a_moment_is_the_last_version_before_it(app, audit):
