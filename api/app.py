@@ -42,6 +42,7 @@ from api.runtime import Runtime
 from api.schema import build_schema
 from api.schema.access import AUDITORS
 from api.settings import Settings
+from eventstore.database import resolve_database_url
 from eventstore.transfer import export_lines
 
 NO_PAYLOAD: UnsetType = UNSET
@@ -122,6 +123,13 @@ async def request_context(request: HTTPConnection) -> Context:
         request, context_getter, request.app.state.limiter
     )
     return context
+
+
+def app_from_env() -> FastAPI:
+    """One worker's app when ``rapport serve`` runs several (uvicorn's factory):
+    the settings and the database the serving command resolved, from the
+    environment it passed on."""
+    return create_app(Settings.from_env(), resolve_database_url())
 
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:

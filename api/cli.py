@@ -11,7 +11,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Never
+from typing import Any, Never
 from uuid import UUID
 
 from api.auth import Role
@@ -40,17 +40,27 @@ def _serve(args: argparse.Namespace) -> int:
             f"Send it as the header  Authorization: Bearer {key}",
             flush=True,
         )
+    # Built here even when workers build their own: a bad setting (such as an
+    # unreadable trusted documents file) stops the start instead of each worker.
     app = create_app(settings, database_url)
     print(f"Rapport GraphQL at http://{settings.host}:{settings.port}/graphql", flush=True)  # noqa: T201
     # This implementation waits for room in the write buffer before it writes
     # a message, which the subscriptions' slow-consumer cut-off relies on.
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        ws="websockets-sansio",
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": args.log_level,
+        "ws": "websockets-sansio",
+    }
+    if settings.workers == 1:
+        uvicorn.run(app, **options)
+    else:
+        # Each worker opens the database resolved here: the embedded server
+        # this process started, if it started one.
+        os.environ["DATABASE_URL"] = database_url
+        uvicorn.run(
+            "api.app:app_from_env", factory=True, workers=settings.workers, **options
+        )
     return 0
 
 

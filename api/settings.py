@@ -26,6 +26,8 @@ def _flag(name: str, default: bool) -> bool:
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = 1
+    """API processes ``rapport serve`` starts; each runs what its settings say."""
     run_projections: bool = True
     """Run the projection runner inside the API process (``make run``)."""
     read_wait_seconds: float = 5.0
@@ -86,6 +88,7 @@ class Settings:
         return cls(
             host=os.environ.get("RAPPORT_HOST", cls.host),
             port=int(os.environ.get("RAPPORT_PORT", cls.port)),
+            workers=_at_least_one("RAPPORT_WORKERS", cls.workers),
             run_projections=_flag("RAPPORT_RUN_PROJECTIONS", cls.run_projections),
             read_wait_seconds=float(
                 os.environ.get("RAPPORT_READ_WAIT_SECONDS", cls.read_wait_seconds)

@@ -32,8 +32,10 @@ def _free_port() -> int:
 class Api:
     """The server, and an API key per (actor, role, team), made on first use."""
 
-    def __init__(self, base_url: str, app: Any) -> None:
+    def __init__(self, base_url: str, app: Any, pid: int = 0) -> None:
         self.base_url = base_url
+        self.pid = pid
+        """The ``rapport serve`` process."""
         self.client = httpx.Client(base_url=base_url, timeout=30)
         self.app = app
         self._keys: dict[tuple[str, str, tuple[str, ...]], str] = {}
@@ -101,7 +103,7 @@ def serve(
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    api = Api(f"http://127.0.0.1:{port}", app)
+    api = Api(f"http://127.0.0.1:{port}", app, server.pid)
     try:
         deadline = time.monotonic() + 60
         while True:
