@@ -401,10 +401,29 @@ def graphql_load(url: str, app: Accounts, scale: Scale, results: Results) -> Non
         accounts.append(str(account_id))
     with recorder_of(app).datastore.transaction(commit=True) as cur:
         key = api_keys_of(app).create(cur, name="bench", role=Role.ADMIN, actor="bench").key
+    for workers in (1, 2):
+        _serve_and_load(
+            url, app, key, accounts, workers=workers, scale=scale, results=results
+        )
+
+
+def _serve_and_load(
+    url: str,
+    app: Accounts,
+    key: str,
+    accounts: list[str],
+    *,
+    workers: int,
+    scale: Scale,
+    results: Results,
+) -> None:
+    """Load ``rapport serve`` with ``workers`` API processes: with one, reads,
+    writes and the process's memory; with more, reads only."""
     port = _free_port()
     env = os.environ | {
         "DATABASE_URL": url,
         "RAPPORT_PORT": str(port),
+        "RAPPORT_WORKERS": str(workers),
         "RAPPORT_RUN_PROJECTIONS": "true",
         # The load is the measurement: no per-key rate limit in its way.
         "RAPPORT_RATE_LIMIT_PER_SECOND": "0",
@@ -416,33 +435,15 @@ def graphql_load(url: str, app: Accounts, scale: Scale, results: Results) -> Non
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
+    processes = "" if workers == 1 else f", {workers} API processes"
     try:
         _wait_until_up(base, server, app.recorder.max_notification_id() or 0)
-        for mode in ("query", "mutation"):
-            out = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.load",
-                    base,
-                    *accounts,
-                    "--clients",
-                    str(scale.load_clients),
-                    "--seconds",
-                    str(scale.load_seconds),
-                    "--mode",
-                    mode,
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-                env=os.environ | {"RAPPORT_BENCH_KEY": key},
-            )
-            load = json.loads(out.stdout)
+        for mode in ("query", "mutation") if workers == 1 else ("query",):
+            load = _load(base, key, accounts, mode, scale)
             latencies = load["latencies_ms"]
             results.add(
                 "graphql",
-                "account(id): contacts, 20 interactions, stages"
+                "account(id): contacts, 20 interactions, stages" + processes
                 if mode == "query"
                 else "logInteraction mutation (read-your-writes)",
                 clients=scale.load_clients,
@@ -452,12 +453,42 @@ def graphql_load(url: str, app: Accounts, scale: Scale, results: Results) -> Non
                 errors=load["errors"],
                 first_error=load["first_error"],
             )
-        results.add(
-            "memory", "API process peak RSS under that load", mib=_peak_rss_mib(server.pid)
-        )
+        if workers == 1:
+            results.add(
+                "memory",
+                "API process peak RSS under that load",
+                mib=_peak_rss_mib(server.pid),
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _load(
+    base: str, key: str, accounts: list[str], mode: str, scale: Scale
+) -> dict[str, Any]:
+    """``bench.load`` from a process of its own; what it measured."""
+    out = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "bench.load",
+            base,
+            *accounts,
+            "--clients",
+            str(scale.load_clients),
+            "--seconds",
+            str(scale.load_seconds),
+            "--mode",
+            mode,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=os.environ | {"RAPPORT_BENCH_KEY": key},
+    )
+    load: dict[str, Any] = json.loads(out.stdout)
+    return load
 
 
 def _free_port() -> int:
