@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
-from psycopg import Cursor
-from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from domain.account import CONTACT_PERSONAL, Account
 from domain.personal import erased_value
 from domain.values import Address, Channel, ContactChannel, ContactChannelKind
 from eventstore.recorder import RecordedEvent
-from projections.base import View
+from projections.base import NOTHING, View, Writes
 
 
 def address_json(address: Address) -> Jsonb:
@@ -97,33 +96,60 @@ class AccountView(View):
 
     @staticmethod
     def _touch(
-        cur: Cursor[DictRow], recorded: RecordedEvent, assignments: str, **params: Any
+        writes: Writes,
+        recorded: RecordedEvent,
+        assign: Mapping[str, Any] = NOTHING,
+        add: Mapping[str, int] = NOTHING,
+        greatest: Mapping[str, Any] = NOTHING,
     ) -> None:
-        """Update the account's row, stamping its version and position."""
-        if assignments:
-            assignments += ","
-        cur.execute(
-            f"UPDATE account_view SET {assignments} updated_at = %(at)s,"  # noqa: S608 - assignments are literals of this module
+        """Change the account's row, stamping its version and position.
+
+        An account's changes in one batch fold into one UPDATE (``Writes.update``).
+        """
+        writes.update(
+            "account_view",
+            {"account_id": recorded.stored.originator_id},
+            assign={
+                **assign,
+                "updated_at": recorded.occurred_at,
+                "version": recorded.stored.originator_version,
+                "position": recorded.position,
+            },
+            add=add,
+            greatest=greatest,
+        )
+
+    @staticmethod
+    def _change(
+        writes: Writes, recorded: RecordedEvent, assignments: str, **params: Any
+    ) -> None:
+        """Update the account's row with SQL of its own, stamping its version
+        and position: for changes worked out from the row itself (its
+        contacts), which do not fold."""
+        account_id = recorded.stored.originator_id
+        writes.execute(
+            f"UPDATE account_view SET {assignments}, updated_at = %(at)s,"  # noqa: S608 - assignments are literals of this module
             " version = %(version)s, position = %(position)s"
             " WHERE account_id = %(account_id)s",
             {
-                "account_id": recorded.stored.originator_id,
+                "account_id": account_id,
                 "at": recorded.occurred_at,
                 "version": recorded.stored.originator_version,
                 "position": recorded.position,
                 **params,
             },
+            row=("account_view", {"account_id": account_id}),
         )
 
     @singledispatchmethod
-    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
+    def apply(self, event: Any, writes: Writes, recorded: RecordedEvent) -> None:
         """Events that do not change the account's current view."""
 
     @apply.register
     def _(
-        self, event: Account.AccountOpened, cur: Cursor[DictRow], recorded: RecordedEvent
+        self, event: Account.AccountOpened, writes: Writes, recorded: RecordedEvent
     ) -> None:
-        cur.execute(
+        writes.execute(
             "INSERT INTO account_view (account_id, name, kind, business_category,"
             " address, channels, special_requirements, purchase_characteristics,"
             " founded_on, tier, stage, opened_at, updated_at, version, position)"
@@ -144,38 +170,32 @@ class AccountView(View):
                 event.originator_version,
                 recorded.position,
             ),
+            row=("account_view", {"account_id": event.originator_id}),
         )
 
     @apply.register
     def _(
-        self, event: Account.ProfileUpdated, cur: Cursor[DictRow], recorded: RecordedEvent
+        self, event: Account.ProfileUpdated, writes: Writes, recorded: RecordedEvent
     ) -> None:
-        self._touch(
-            cur,
-            recorded,
-            "name = coalesce(%(name)s, name),"
-            " business_category = coalesce(%(category)s, business_category),"
-            " address = coalesce(%(address)s, address),"
-            " channels = coalesce(%(channels)s, channels),"
-            " special_requirements = coalesce(%(requirements)s, special_requirements),"
-            " purchase_characteristics ="
-            " coalesce(%(purchasing)s, purchase_characteristics),"
-            " founded_on = coalesce(%(founded)s, founded_on)",
-            name=event.name,
-            category=event.business_category,
-            address=None if event.address is None else address_json(event.address),
-            channels=None if event.channels is None else channels_json(event.channels),
-            requirements=event.special_requirements,
-            purchasing=event.purchase_characteristics,
-            founded=event.founded_on,
-        )
+        changes = {
+            "name": event.name,
+            "business_category": event.business_category,
+            "address": None if event.address is None else address_json(event.address),
+            "channels": None if event.channels is None else channels_json(event.channels),
+            "special_requirements": event.special_requirements,
+            "purchase_characteristics": event.purchase_characteristics,
+            "founded_on": event.founded_on,
+        }
+        # What the event leaves out (None) stays as it is.
+        assign = {column: value for column, value in changes.items() if value is not None}
+        self._touch(writes, recorded, assign)
 
     @apply.register
     def _(
-        self, event: Account.ContactAdded, cur: Cursor[DictRow], recorded: RecordedEvent
+        self, event: Account.ContactAdded, writes: Writes, recorded: RecordedEvent
     ) -> None:
-        self._touch(
-            cur,
+        self._change(
+            writes,
             recorded,
             "contacts = contacts || jsonb_build_object(%(id)s::text, %(card)s::jsonb)",
             id=event.contact_id,
@@ -184,10 +204,10 @@ class AccountView(View):
 
     @apply.register
     def _(
-        self, event: Account.ContactUpdated, cur: Cursor[DictRow], recorded: RecordedEvent
+        self, event: Account.ContactUpdated, writes: Writes, recorded: RecordedEvent
     ) -> None:
-        self._touch(
-            cur,
+        self._change(
+            writes,
             recorded,
             "contacts = jsonb_set(contacts, ARRAY[%(id)s::text],"
             " (contacts -> %(id)s::text) || %(card)s::jsonb)",
@@ -197,76 +217,76 @@ class AccountView(View):
 
     @apply.register
     def _(
-        self, event: Account.ContactRemoved, cur: Cursor[DictRow], recorded: RecordedEvent
+        self, event: Account.ContactRemoved, writes: Writes, recorded: RecordedEvent
     ) -> None:
-        self._touch(
-            cur, recorded, "contacts = contacts - %(id)s::text", id=event.contact_id
+        self._change(
+            writes, recorded, "contacts = contacts - %(id)s::text", id=event.contact_id
         )
 
     @apply.register
     def _(
         self,
         event: Account.AccountManagerAssigned,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
-        self._touch(cur, recorded, "manager = %(manager)s", manager=event.manager)
+        self._touch(writes, recorded, {"manager": event.manager})
 
     @apply.register
     def _(
         self,
         event: Account.ClassificationChanged,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
-        self._touch(cur, recorded, "classification = %(c)s", c=event.classification)
+        self._touch(writes, recorded, {"classification": event.classification})
 
     @apply.register
     def _(
         self,
         event: Account.RelationshipTypeChanged,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
-        self._touch(cur, recorded, "relationship_type = %(t)s", t=event.relationship_type)
+        self._touch(writes, recorded, {"relationship_type": event.relationship_type})
 
     @apply.register
     def _(
-        self, event: Account.TierChanged, cur: Cursor[DictRow], recorded: RecordedEvent
+        self, event: Account.TierChanged, writes: Writes, recorded: RecordedEvent
     ) -> None:
-        self._touch(cur, recorded, "tier = %(tier)s", tier=event.tier)
+        self._touch(writes, recorded, {"tier": event.tier})
 
     @apply.register
     def _(
-        self, event: Account.StageChanged, cur: Cursor[DictRow], recorded: RecordedEvent
+        self, event: Account.StageChanged, writes: Writes, recorded: RecordedEvent
     ) -> None:
-        self._touch(cur, recorded, "stage = %(stage)s", stage=event.stage)
+        self._touch(writes, recorded, {"stage": event.stage})
 
     @apply.register
     def _(
         self,
         event: Account.InteractionLogged,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
         self._touch(
-            cur,
+            writes,
             recorded,
-            "interaction_count = interaction_count + 1,"
-            " last_interaction_at = greatest(last_interaction_at, %(occurred)s),"
-            " pending_confirmations = pending_confirmations + %(oral)s",
-            occurred=event.occurred_at,
-            oral=1 if Channel(event.channel).is_oral else 0,
+            add={
+                "interaction_count": 1,
+                "pending_confirmations": 1 if Channel(event.channel).is_oral else 0,
+            },
+            greatest={"last_interaction_at": event.occurred_at},
         )
 
     @apply.register
     def _(
         self,
         event: Account.WrittenConfirmationRecorded,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
-        self._touch(cur, recorded, "pending_confirmations = pending_confirmations - 1")
+        self._touch(writes, recorded, add={"pending_confirmations": -1})
 
     @apply.register
     def _(
@@ -277,25 +297,23 @@ class AccountView(View):
         | Account.ComplaintResolved
         | Account.ComplaintReopened
         | Account.ComplaintClosed,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
         """Open complaints: filed or reopened, and not (yet again) resolved."""
         opens = isinstance(event, Account.ComplaintFiled | Account.ComplaintReopened)
         delta = 1 if opens else -1 if isinstance(event, Account.ComplaintResolved) else 0
-        self._touch(
-            cur, recorded, "open_complaints = open_complaints + %(delta)s", delta=delta
-        )
+        self._touch(writes, recorded, add={"open_complaints": delta})
 
     @apply.register
     def _(
         self,
         event: Account.SurveyRecorded | Account.DealClosed,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
         """Kept in their own views; the account's row moves to their version."""
-        self._touch(cur, recorded, "")
+        self._touch(writes, recorded)
 
     @apply.register
     def _(
@@ -306,27 +324,26 @@ class AccountView(View):
         | Account.GoalAgreed
         | Account.GoalAchieved
         | Account.GoalDropped,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
         """Follow-ups and goals are kept in their own views; the account's row
         moves to their version."""
-        self._touch(cur, recorded, "")
+        self._touch(writes, recorded)
 
     @apply.register
     def _(
         self,
         event: Account.PersonalDataErased,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
-        cur.execute(
+        row = writes.fetchone(
             "SELECT name, address, channels, special_requirements,"
             " purchase_characteristics, contacts FROM account_view"
             " WHERE account_id = %s FOR UPDATE",
             (event.originator_id,),
         )
-        row = cur.fetchone()
         if row is None:  # pragma: no cover - every account has its row
             return
         contacts = row["contacts"]
@@ -335,23 +352,23 @@ class AccountView(View):
                 contacts[str(event.contact_id)] = erased_card(
                     contacts[str(event.contact_id)]
                 )
-            self._touch(cur, recorded, "contacts = %(contacts)s", contacts=Jsonb(contacts))
+            self._touch(writes, recorded, {"contacts": Jsonb(contacts)})
             return
         channels = tuple(
             ContactChannel(ContactChannelKind(c["kind"]), c["value"])
             for c in row["channels"]
         )
         self._touch(
-            cur,
+            writes,
             recorded,
-            "personal_data_erased = true, name = %(name)s, address = %(address)s,"
-            " channels = %(channels)s, special_requirements = %(requirements)s,"
-            " purchase_characteristics = %(purchasing)s, contacts = %(contacts)s,"
-            " founded_on = NULL",  # an erased date reads as none
-            name=erased_value(row["name"]),
-            address=address_json(erased_value(Address(**row["address"]))),
-            channels=channels_json(erased_value(channels)),
-            requirements=erased_value(row["special_requirements"]),
-            purchasing=erased_value(row["purchase_characteristics"]),
-            contacts=Jsonb({k: erased_card(card) for k, card in contacts.items()}),
+            {
+                "personal_data_erased": True,
+                "name": erased_value(row["name"]),
+                "address": address_json(erased_value(Address(**row["address"]))),
+                "channels": channels_json(erased_value(channels)),
+                "special_requirements": erased_value(row["special_requirements"]),
+                "purchase_characteristics": erased_value(row["purchase_characteristics"]),
+                "contacts": Jsonb({k: erased_card(card) for k, card in contacts.items()}),
+                "founded_on": None,  # an erased date reads as none
+            },
         )

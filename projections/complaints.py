@@ -16,13 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
-from psycopg import Cursor
-from psycopg.rows import DictRow
 
 from domain.account import Account
 from domain.personal import ERASED
 from eventstore.recorder import RecordedEvent
-from projections.base import View
+from projections.base import View, Writes
 
 # The complaint texts that are the account's personal data (see PERSONAL_DATA).
 PERSONAL_COLUMNS = (
@@ -84,18 +82,18 @@ class Complaints(View):
     )
 
     @singledispatchmethod
-    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
+    def apply(self, event: Any, writes: Writes, recorded: RecordedEvent) -> None:
         """Events that neither touch a complaint nor the account's manager."""
 
     @staticmethod
     def _update(
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
         complaint_id: Any,
         assignments: str,
         **params: Any,
     ) -> None:
-        cur.execute(
+        writes.execute(
             f"UPDATE complaints SET {assignments}, updated_at = %(at)s,"  # noqa: S608 - assignments are literals of this module
             " position = %(position)s"
             " WHERE account_id = %(account_id)s AND complaint_id = %(complaint_id)s",
@@ -112,24 +110,24 @@ class Complaints(View):
     def _(
         self,
         event: Account.AccountManagerAssigned,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
-        cur.execute(
+        writes.execute(
             "INSERT INTO complaint_managers (account_id, manager) VALUES (%s, %s)"
             " ON CONFLICT (account_id) DO UPDATE SET manager = excluded.manager",
             (event.originator_id, event.manager),
         )
-        cur.execute(
+        writes.execute(
             "UPDATE complaints SET manager = %s WHERE account_id = %s",
             (event.manager, event.originator_id),
         )
 
     @apply.register
     def _(
-        self, event: Account.ComplaintFiled, cur: Cursor[DictRow], recorded: RecordedEvent
+        self, event: Account.ComplaintFiled, writes: Writes, recorded: RecordedEvent
     ) -> None:
-        cur.execute(
+        writes.execute(
             "INSERT INTO complaints (account_id, complaint_id, category, severity,"
             " description, channel, contact_id, manager, status, filed_at, filed_by,"
             " updated_at, position)"
@@ -156,11 +154,11 @@ class Complaints(View):
     def _(
         self,
         event: Account.ComplaintAcknowledged,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
         self._update(
-            cur,
+            writes,
             recorded,
             event.complaint_id,
             "status = 'acknowledged', acknowledged_at = %(moment)s",
@@ -171,11 +169,11 @@ class Complaints(View):
     def _(
         self,
         event: Account.ComplaintEscalated,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
         self._update(
-            cur,
+            writes,
             recorded,
             event.complaint_id,
             "escalation_level = %(level)s, escalated_to = %(to)s,"
@@ -190,11 +188,11 @@ class Complaints(View):
     def _(
         self,
         event: Account.ComplaintResolved,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
         self._update(
-            cur,
+            writes,
             recorded,
             event.complaint_id,
             "status = 'resolved', resolved_at = %(moment)s, resolution = %(resolution)s,"
@@ -209,13 +207,13 @@ class Complaints(View):
     def _(
         self,
         event: Account.ComplaintReopened,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
         """Open again: the resolution that did not hold stays in the history only,
         and the time to resolve runs on from the filing."""
         self._update(
-            cur,
+            writes,
             recorded,
             event.complaint_id,
             "status = 'reopened', reopen_count = reopen_count + 1,"
@@ -230,11 +228,11 @@ class Complaints(View):
     def _(
         self,
         event: Account.ComplaintClosed,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
         self._update(
-            cur,
+            writes,
             recorded,
             event.complaint_id,
             "status = 'closed', closed_at = %(moment)s",
@@ -245,13 +243,13 @@ class Complaints(View):
     def _(
         self,
         event: Account.PersonalDataErased,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
         """Complaint texts are the account's personal data (a contact's erasure
         leaves them): they read as erased, as in the events."""
         if event.contact_id is None:
-            cur.execute(_ERASE, {"erased": ERASED, "account": event.originator_id})
+            writes.execute(_ERASE, {"erased": ERASED, "account": event.originator_id})
 
 
 _ERASE = "UPDATE complaints SET {} WHERE account_id = %(account)s".format(  # noqa: S608 - column names are constants

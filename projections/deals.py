@@ -11,12 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
-from psycopg import Cursor
-from psycopg.rows import DictRow
 
 from domain.account import Account
 from eventstore.recorder import RecordedEvent
-from projections.base import View
+from projections.base import View, Writes
 
 
 class Deals(View):
@@ -39,14 +37,12 @@ class Deals(View):
     )
 
     @singledispatchmethod
-    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
+    def apply(self, event: Any, writes: Writes, recorded: RecordedEvent) -> None:
         """Events that close no deal."""
 
     @apply.register
-    def _(
-        self, event: Account.DealClosed, cur: Cursor[DictRow], recorded: RecordedEvent
-    ) -> None:
-        cur.execute(
+    def _(self, event: Account.DealClosed, writes: Writes, recorded: RecordedEvent) -> None:
+        writes.execute(
             "INSERT INTO deals (account_id, deal_id, amount, currency, product, place,"
             " closed_at, closed_by, position)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",

@@ -17,13 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
-from psycopg import Cursor
-from psycopg.rows import DictRow
 
 from domain.account import Account
 from domain.personal import ERASED
 from eventstore.recorder import RecordedEvent
-from projections.base import View
+from projections.base import View, Writes
 
 # The texts that are the account's personal data (see PERSONAL_DATA).
 FOLLOW_UP_PERSONAL_COLUMNS = ("reason", "outcome", "cancel_reason")
@@ -76,22 +74,22 @@ class FollowUps(View):
     )
 
     @singledispatchmethod
-    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
+    def apply(self, event: Any, writes: Writes, recorded: RecordedEvent) -> None:
         """Events that neither touch a follow-up nor the account's manager."""
 
     @apply.register
     def _(
         self,
         event: Account.AccountManagerAssigned,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
-        cur.execute(
+        writes.execute(
             "INSERT INTO follow_up_managers (account_id, manager) VALUES (%s, %s)"
             " ON CONFLICT (account_id) DO UPDATE SET manager = excluded.manager",
             (event.originator_id, event.manager),
         )
-        cur.execute(
+        writes.execute(
             "UPDATE follow_ups SET manager = %s WHERE account_id = %s",
             (event.manager, event.originator_id),
         )
@@ -100,10 +98,10 @@ class FollowUps(View):
     def _(
         self,
         event: Account.FollowUpScheduled,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
-        cur.execute(
+        writes.execute(
             "INSERT INTO follow_ups (account_id, follow_up_id, due, owner, reason,"
             " follows_kind, follows_id, manager, status, scheduled_at, scheduled_by,"
             " updated_at, position)"
@@ -129,10 +127,10 @@ class FollowUps(View):
     def _(
         self,
         event: Account.FollowUpCompleted,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
-        cur.execute(
+        writes.execute(
             "UPDATE follow_ups SET status = 'completed', completed_at = %s, outcome = %s,"
             " closed_by = %s, updated_at = %s, position = %s"
             " WHERE account_id = %s AND follow_up_id = %s",
@@ -151,10 +149,10 @@ class FollowUps(View):
     def _(
         self,
         event: Account.FollowUpCancelled,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
-        cur.execute(
+        writes.execute(
             "UPDATE follow_ups SET status = 'cancelled', cancelled_at = %s,"
             " cancel_reason = %s, closed_by = %s, updated_at = %s, position = %s"
             " WHERE account_id = %s AND follow_up_id = %s",
@@ -173,13 +171,13 @@ class FollowUps(View):
     def _(
         self,
         event: Account.PersonalDataErased,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
         """Follow-up texts are the account's personal data (a contact's erasure
         leaves them): they read as erased, as in the events."""
         if event.contact_id is None:
-            cur.execute(
+            writes.execute(
                 _ERASE_FOLLOW_UPS, {"erased": ERASED, "account": event.originator_id}
             )
 
@@ -209,14 +207,12 @@ class Goals(View):
     )
 
     @singledispatchmethod
-    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
+    def apply(self, event: Any, writes: Writes, recorded: RecordedEvent) -> None:
         """Events that touch no goal."""
 
     @apply.register
-    def _(
-        self, event: Account.GoalAgreed, cur: Cursor[DictRow], recorded: RecordedEvent
-    ) -> None:
-        cur.execute(
+    def _(self, event: Account.GoalAgreed, writes: Writes, recorded: RecordedEvent) -> None:
+        writes.execute(
             "INSERT INTO goals (account_id, goal_id, description, owner, due, phase,"
             " status, agreed_at, agreed_by, updated_at, position)"
             " VALUES (%s, %s, %s, %s, %s, %s, 'agreed', %s, %s, %s, %s)",
@@ -236,9 +232,9 @@ class Goals(View):
 
     @apply.register
     def _(
-        self, event: Account.GoalAchieved, cur: Cursor[DictRow], recorded: RecordedEvent
+        self, event: Account.GoalAchieved, writes: Writes, recorded: RecordedEvent
     ) -> None:
-        cur.execute(
+        writes.execute(
             "UPDATE goals SET status = 'achieved', achieved_at = %s, closed_by = %s,"
             " updated_at = %s, position = %s WHERE account_id = %s AND goal_id = %s",
             (
@@ -253,9 +249,9 @@ class Goals(View):
 
     @apply.register
     def _(
-        self, event: Account.GoalDropped, cur: Cursor[DictRow], recorded: RecordedEvent
+        self, event: Account.GoalDropped, writes: Writes, recorded: RecordedEvent
     ) -> None:
-        cur.execute(
+        writes.execute(
             "UPDATE goals SET status = 'dropped', dropped_at = %s, drop_reason = %s,"
             " closed_by = %s, updated_at = %s, position = %s"
             " WHERE account_id = %s AND goal_id = %s",
@@ -274,13 +270,13 @@ class Goals(View):
     def _(
         self,
         event: Account.PersonalDataErased,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
         """A goal's description and why it was dropped are the account's personal
         data: they read as erased once the account's is."""
         if event.contact_id is None:
-            cur.execute(_ERASE_GOALS, {"erased": ERASED, "account": event.originator_id})
+            writes.execute(_ERASE_GOALS, {"erased": ERASED, "account": event.originator_id})
 
 
 _ERASE_FOLLOW_UPS = _erase("follow_ups", FOLLOW_UP_PERSONAL_COLUMNS)

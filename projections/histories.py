@@ -12,14 +12,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from psycopg import Cursor
-from psycopg.rows import DictRow
+from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Identifier
 
 from domain.account import Account
 from domain.values import Stage, Tier
 from eventstore.recorder import RecordedEvent
-from projections.base import View
+from projections.base import View, Writes
 
 OPENED = "account opened"
 
@@ -72,16 +71,31 @@ class PeriodHistory(View):
         """The value the event moves to, and the one it leaves."""
         raise NotImplementedError
 
-    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
+    def __init__(self, datastore: PostgresDatastore, application_name: str) -> None:
+        super().__init__(datastore, application_name)
+        # One statement per move, not an UPDATE and an INSERT, so that a batch's
+        # moves go as one run. Both parts see the table as it was before the
+        # statement: the new period stays open, numbered after the last one.
+        self._enter = SQL(
+            "WITH closed AS (UPDATE {0} SET left_at = %(at)s"
+            " WHERE account_id = %(account_id)s AND left_at IS NULL)"
+            " INSERT INTO {0} (account_id, period, value, previous, entered_at,"
+            " reason, actor, position)"
+            " SELECT %(account_id)s, coalesce(max(period), 0) + 1, %(value)s,"
+            " %(previous)s, %(at)s, %(reason)s, %(actor)s, %(position)s"
+            " FROM {0} WHERE account_id = %(account_id)s"
+        ).format(Identifier(self.table))
+
+    def apply(self, event: Any, writes: Writes, recorded: RecordedEvent) -> None:
         if isinstance(event, self.moved_by):
             value, previous = self.values(event)
-            self.enter(cur, recorded, value, previous, event.reason, event.timestamp)
+            self.enter(writes, recorded, value, previous, event.reason, event.timestamp)
         elif isinstance(event, Account.AccountOpened) and self.opened_with is not None:
-            self.enter(cur, recorded, self.opened_with, None, OPENED, event.timestamp)
+            self.enter(writes, recorded, self.opened_with, None, OPENED, event.timestamp)
 
     def enter(
         self,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
         value: str,
         previous: str | None,
@@ -89,31 +103,17 @@ class PeriodHistory(View):
         at: datetime,
     ) -> None:
         """Close the open period (if any) and open the next one, at ``at``."""
-        table = Identifier(self.table)
-        account_id = recorded.stored.originator_id
-        cur.execute(
-            SQL(
-                "UPDATE {} SET left_at = %s WHERE account_id = %s AND left_at IS NULL"
-            ).format(table),
-            (at, account_id),
-        )
-        cur.execute(
-            SQL(
-                "INSERT INTO {0} (account_id, period, value, previous, entered_at,"
-                " reason, actor, position)"
-                " SELECT %s, coalesce(max(period), 0) + 1, %s, %s, %s, %s, %s, %s"
-                " FROM {0} WHERE account_id = %s"
-            ).format(table),
-            (
-                account_id,
-                value,
-                previous,
-                at,
-                reason,
-                recorded.actor,
-                recorded.position,
-                account_id,
-            ),
+        writes.execute(
+            self._enter,
+            {
+                "account_id": recorded.stored.originator_id,
+                "value": value,
+                "previous": previous,
+                "at": at,
+                "reason": reason,
+                "actor": recorded.actor,
+                "position": recorded.position,
+            },
         )
 
 

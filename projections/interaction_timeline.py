@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
-from psycopg import Cursor
-from psycopg.rows import DictRow
 
 from domain.account import Account
 from domain.personal import ERASED
 from domain.values import Channel
 from eventstore.recorder import RecordedEvent
-from projections.base import View
+from projections.base import Insert, View, Writes
 
 
 class InteractionTimeline(View):
@@ -57,23 +55,18 @@ class InteractionTimeline(View):
     )
 
     @singledispatchmethod
-    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
+    def apply(self, event: Any, writes: Writes, recorded: RecordedEvent) -> None:
         """Events that are not interactions."""
 
     @apply.register
     def _(
         self,
         event: Account.InteractionLogged,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
-        cur.execute(
-            "INSERT INTO interaction_timeline (interaction_id, account_id, channel,"
-            " direction, occurred_at, participants, summary, outcome, effort_minutes,"
-            " oral, logged_by, logged_at, position, occasion_kind, occasion_contact_id,"
-            " occasion_year, cost_amount, cost_currency)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-            " %s, %s, %s, %s, %s)",
+        writes.insert(
+            LOGGED,
             (
                 event.interaction_id,
                 event.originator_id,
@@ -100,10 +93,10 @@ class InteractionTimeline(View):
     def _(
         self,
         event: Account.WrittenConfirmationRecorded,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
-        cur.execute(
+        writes.execute(
             "UPDATE interaction_timeline SET confirmed_at = %s,"
             " confirmation_channel = %s, confirmation_note = %s"
             " WHERE account_id = %s AND interaction_id = %s",
@@ -120,7 +113,7 @@ class InteractionTimeline(View):
     def _(
         self,
         event: Account.PersonalDataErased,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
         """The account's interactions are its own personal data (a contact's
@@ -128,7 +121,7 @@ class InteractionTimeline(View):
         """
         if event.contact_id is not None:
             return
-        cur.execute(
+        writes.execute(
             "UPDATE interaction_timeline SET"
             " participants = ARRAY(SELECT CASE WHEN p = '' THEN p ELSE %(erased)s END"
             " FROM unnest(participants) WITH ORDINALITY AS x(p, n) ORDER BY n),"
@@ -140,3 +133,29 @@ class InteractionTimeline(View):
             " WHERE account_id = %(account)s",
             {"erased": ERASED, "account": event.originator_id},
         )
+
+
+LOGGED = Insert(
+    "interaction_timeline",
+    {
+        "interaction_id": "uuid",
+        "account_id": "uuid",
+        "channel": "text",
+        "direction": "text",
+        "occurred_at": "timestamptz",
+        "participants": "text[]",
+        "summary": "text",
+        "outcome": "text",
+        "effort_minutes": "integer",
+        "oral": "boolean",
+        "logged_by": "text",
+        "logged_at": "timestamptz",
+        "position": "bigint",
+        "occasion_kind": "text",
+        "occasion_contact_id": "uuid",
+        "occasion_year": "integer",
+        "cost_amount": "numeric",
+        "cost_currency": "text",
+    },
+)
+"""The row of an InteractionLogged, the types as in the table (``ddl`` above)."""

@@ -11,13 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
-from psycopg import Cursor
-from psycopg.rows import DictRow
 
 from domain.account import Account
 from domain.personal import ERASED
 from eventstore.recorder import RecordedEvent
-from projections.base import View
+from projections.base import View, Writes
 
 
 class Surveys(View):
@@ -42,14 +40,14 @@ class Surveys(View):
     )
 
     @singledispatchmethod
-    def apply(self, event: Any, cur: Cursor[DictRow], recorded: RecordedEvent) -> None:
+    def apply(self, event: Any, writes: Writes, recorded: RecordedEvent) -> None:
         """Events that record no survey."""
 
     @apply.register
     def _(
-        self, event: Account.SurveyRecorded, cur: Cursor[DictRow], recorded: RecordedEvent
+        self, event: Account.SurveyRecorded, writes: Writes, recorded: RecordedEvent
     ) -> None:
-        cur.execute(
+        writes.execute(
             "INSERT INTO surveys (account_id, survey_id, satisfaction,"
             " intent_to_buy_again, likelihood_to_recommend, comment, contact_id,"
             " answered_at, recorded_by, position)"
@@ -72,13 +70,13 @@ class Surveys(View):
     def _(
         self,
         event: Account.PersonalDataErased,
-        cur: Cursor[DictRow],
+        writes: Writes,
         recorded: RecordedEvent,
     ) -> None:
         """A comment is the account's personal data (a contact's erasure leaves
         it): it reads as erased, as in the events; the scores stay."""
         if event.contact_id is None:
-            cur.execute(
+            writes.execute(
                 "UPDATE surveys SET comment = %s WHERE account_id = %s AND comment <> ''",
                 (ERASED, event.originator_id),
             )
