@@ -28,6 +28,8 @@ from eventstore.recorder import RecordedEvent
 
 Batch = Sequence[tuple[Any, RecordedEvent]]
 LOCK_WAIT = 2
+VIEW_LOCK_PREFIX = "rapport-view:"
+"""Each view's advisory lock is on the hash of this and its name."""
 RowKey = tuple[str, Mapping[str, Any]]
 """A table and the primary key of one of its rows."""
 NOTHING: Mapping[str, Any] = MappingProxyType({})
@@ -48,7 +50,7 @@ class View(PostgresTrackingRecorder):
         self.sql_create_statements.extend(
             Composed([SQL(statement)]) for statement in self.ddl
         )
-        key = f"rapport-view:{self.name}"
+        key = f"{VIEW_LOCK_PREFIX}{self.name}"
         self._lock = SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(key)
         self._lock_wait = SQL("SET LOCAL lock_timeout = {}").format(f"{LOCK_WAIT}s")
         self._handlers: dict[type[Any], Handler] = {}

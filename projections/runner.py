@@ -17,9 +17,9 @@ import psycopg
 from psycopg.sql import SQL, Identifier, Literal
 
 from domain.application import Accounts
-from eventstore.recorder import RecordedEvent, recorder_of
+from eventstore.recorder import RecordedEvent, recorder_of, rendered
 from projections.account_view import AccountView
-from projections.base import View
+from projections.base import VIEW_LOCK_PREFIX, Batch, View
 from projections.complaints import Complaints
 from projections.deals import Deals
 from projections.follow_ups import FollowUps, Goals
@@ -68,6 +68,22 @@ class Projections:
         self.database_url = database_url
         self.batch_size = batch_size
         self.views = {cls.name: cls(recorder.datastore, app.name) for cls in VIEW_CLASSES}
+        # The lock each view takes for a batch (View.process), tried without waiting.
+        self._try_locks = rendered(
+            SQL(
+                "SELECT name FROM unnest(%s::text[]) AS name"
+                " WHERE pg_try_advisory_xact_lock(hashtext({} || name))"
+            ).format(VIEW_LOCK_PREFIX)
+        )
+        self._positions_query = rendered(
+            SQL(" UNION ALL ").join(
+                SQL(
+                    "SELECT {} AS name, coalesce(max(notification_id), 0) AS position"
+                    " FROM {} WHERE application_name = {}"
+                ).format(name, Identifier(view.tracking_table_name), app.name)
+                for name, view in self.views.items()
+            )
+        )
         self.thank_you = ThankYou(app, thank_you or ThankYouPolicy.from_env())
 
     def migrate(self) -> None:
@@ -88,25 +104,51 @@ class Projections:
         A view that fails is left where it stopped (and logged) until the next
         round; the other views go on. So is a view held by a rebuild.
         """
-        positions = {name: view.position() for name, view in self.views.items()}
+        positions = self._positions()
         stalled: set[str] = set()
         while moving := {n: p for n, p in positions.items() if n not in stalled}:
             recorded = self.recorder.read_after(min(moving.values()), self.batch_size)
             if not recorded:
                 break
             batch = self._decode(recorded)
-            for name, position in moving.items():
-                if position >= recorded[-1].position:
-                    continue
-                try:
-                    positions[name] = self.views[name].process(batch)
-                except Exception:
-                    log.exception("view %s failed after position %d", name, position)
-                if positions[name] == position:
-                    stalled.add(name)  # failed, or held by a rebuild: next round
+            due = [n for n, p in moving.items() if p < recorded[-1].position]
+            try:
+                positions.update(self._process_together(due, batch))
+            except Exception:
+                log.warning(
+                    "views failed in one transaction; each in its own", exc_info=True
+                )
+                for name in due:
+                    try:
+                        positions[name] = self.views[name].process(batch)
+                    except Exception:
+                        log.exception("view %s failed after %d", name, positions[name])
+            stalled.update(n for n in due if positions[n] == moving[n])
             if notify is not None:
                 notify(min(positions.values()))
         return min(positions.values())
+
+    def _positions(self) -> dict[str, int]:
+        """Where each view stands, in one query."""
+        with self.recorder.datastore.get_connection() as conn, conn.cursor() as cur:
+            cur.execute(self._positions_query, prepare=True)
+            return {row["name"]: row["position"] for row in cur.fetchall()}
+
+    def _process_together(self, names: list[str], batch: Batch) -> dict[str, int]:
+        """Apply ``batch`` to the named views in one transaction (one commit for
+        all, where each view alone would take one of its own); return where each
+        view got to. A view that another runner, or a rebuild, holds is left
+        out: it stays where it is until a later round.
+        """
+        with self.recorder.datastore.transaction(commit=True) as cur:
+            cur.execute(self._try_locks, (names,), prepare=True)
+            held = [row["name"] for row in cur.fetchall()]
+            cur.execute(self._positions_query, prepare=True)
+            tracked = {row["name"]: row["position"] for row in cur.fetchall()}
+            return {
+                name: self.views[name].apply_batch(cur, batch, tracked[name])
+                for name in held
+            }
 
     def run(self, stop: threading.Event, idle_wakeup: float = 1.0) -> None:
         """Catch up, then wait for NOTIFY from writers, until ``stop`` is set."""

@@ -350,3 +350,32 @@ def test_a_rebuild_lets_readers_and_the_other_views_carry_on(
             "SELECT tier FROM account_view WHERE account_id = %s", (opened.account_id,)
         ).fetchone()
     assert row == ("partner",)
+
+
+def test_a_failing_view_stays_behind_while_the_others_move_on(
+    app, projections, db, monkeypatch
+):
+    """The views share one transaction a round; when one fails, each view is
+    applied on its own, so the failure holds back that view alone."""
+    projections.catch_up()
+    account_id = _story(app)
+    head = app.recorder.max_notification_id()
+    failing = projections.views["tier_history"]
+
+    def fail(*_):
+        raise RuntimeError("a view's bug")
+
+    monkeypatch.setattr(failing, "apply_batch", fail)
+    reached = projections.catch_up()
+    assert reached < head
+    assert failing.position() == reached
+    others = {n: v.position() for n, v in projections.views.items() if v is not failing}
+    assert set(others.values()) == {head}
+    (count,) = db.execute(
+        "SELECT interaction_count FROM account_view WHERE account_id = %s", (account_id,)
+    ).fetchone()
+    assert count == 2  # applied once, not again after the shared round failed
+
+    monkeypatch.undo()
+    assert projections.catch_up() == head
+    assert failing.position() == head
