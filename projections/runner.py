@@ -113,16 +113,22 @@ class Projections:
             batch = self._decode(recorded)
             due = [n for n, p in moving.items() if p < recorded[-1].position]
             try:
-                positions.update(self._process_together(due, batch))
+                reached = self._process_together(due, batch)
             except Exception:
                 log.warning(
                     "views failed in one transaction; each in its own", exc_info=True
                 )
-                for name in due:
-                    try:
-                        positions[name] = self.views[name].process(batch)
-                    except Exception:
-                        log.exception("view %s failed after %d", name, positions[name])
+                reached = {}
+            for name in due:
+                if name in reached:
+                    positions[name] = reached[name]
+                    continue
+                # Held by another runner or a rebuild (process waits LOCK_WAIT
+                # for it), or failed with the others: on its own.
+                try:
+                    positions[name] = self.views[name].process(batch)
+                except Exception:
+                    log.exception("view %s failed after %d", name, positions[name])
             stalled.update(n for n in due if positions[n] == moving[n])
             if notify is not None:
                 notify(min(positions.values()))
@@ -138,7 +144,7 @@ class Projections:
         """Apply ``batch`` to the named views in one transaction (one commit for
         all, where each view alone would take one of its own); return where each
         view got to. A view that another runner, or a rebuild, holds is left
-        out: it stays where it is until a later round.
+        out, for ``catch_up`` to wait for on its own.
         """
         with self.recorder.datastore.transaction(commit=True) as cur:
             cur.execute(self._try_locks, (names,), prepare=True)
