@@ -38,7 +38,7 @@ from api.hardening import (
     rate_limit_message,
     schema_extensions,
 )
-from api.runtime import Runtime
+from api.runtime import Runtime, settle_heap
 from api.schema import build_schema
 from api.schema.access import AUDITORS
 from api.settings import Settings
@@ -137,6 +137,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await asyncio.to_thread(Runtime, settings, database_url)
         await runtime.start()
+        settle_heap()
         app.state.runtime = runtime
         try:
             yield

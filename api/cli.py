@@ -101,9 +101,10 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _project(_: argparse.Namespace) -> int:
-    from api.runtime import open_store, run_projections  # noqa: PLC0415
+    from api.runtime import open_store, run_projections, settle_heap  # noqa: PLC0415
 
     app, projections = open_store(resolve_database_url())
+    settle_heap()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -32,6 +33,26 @@ from projections.runner import PROJECTED_CHANNEL, Projections
 log = logging.getLogger("rapport.api")
 
 T = TypeVar("T")
+
+
+YOUNG_GENERATION_THRESHOLD = 10_000
+
+
+def settle_heap() -> None:
+    """Once a process has started: keep what start-up allocated (modules, the
+    schema, connection pools) out of the cyclic garbage collector's way, and
+    let it run less often on what requests allocate.
+
+    A full collection walks every object the process tracks; decoding an
+    account of ten thousand interactions allocates enough to set off several,
+    and one that struck a read added about 100 ms to it. Frozen objects are
+    skipped, and a higher first threshold means fewer collections, each over
+    more objects.
+    """
+    gc.collect()
+    gc.freeze()
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(young, YOUNG_GENERATION_THRESHOLD), middle, old)
 
 
 def open_store(

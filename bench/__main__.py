@@ -33,7 +33,7 @@ from eventsourcing.domain import Aggregate, event
 from psycopg.sql import SQL, Identifier
 
 from api.auth import Role
-from api.runtime import api_keys_of, open_store
+from api.runtime import api_keys_of, open_store, settle_heap
 from domain.account import Account
 from domain.application import Accounts, CommandMeta
 from domain.errors import ConcurrencyConflict
@@ -592,6 +592,7 @@ def main() -> None:
     started = time.perf_counter()
     with scratch_database(server_url, "rapport_bench") as url:
         app, _ = open_store(url)
+        settle_heap()  # as rapport serve and rapport project do once started
         try:
             if "append" in parts:
                 writes(url, app, scale, results)
