@@ -378,5 +378,5 @@ def test_a_failing_view_stays_behind_while_the_others_move_on(
     assert count == 2  # applied once, not again after the shared round failed
 
     monkeypatch.undo()
-    assert projections.catch_up() == head
-    assert failing.position() == head
+    assert projections.catch_up() >= head  # a test server's process may write too
+    assert failing.position() >= head
