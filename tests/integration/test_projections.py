@@ -371,7 +371,7 @@ def test_a_failing_view_stays_behind_while_the_others_move_on(
     # meanwhile; this one tried it alone, and failed there too.
     assert "view tier_history failed" in caplog.text
     others = {n: v.position() for n, v in projections.views.items() if v is not failing}
-    assert set(others.values()) == {head}
+    assert min(others.values()) >= head
     (count,) = db.execute(
         "SELECT interaction_count FROM account_view WHERE account_id = %s", (account_id,)
     ).fetchone()
