@@ -108,14 +108,28 @@ class Contact:
 
 @dataclass(frozen=True)
 class InteractionRecord:
-    """What the rules need to remember about a logged interaction."""
+    """What the rules need to remember about a logged interaction: its channel,
+    and, for a call, meeting, visit or video call (which await a written
+    confirmation), when it happened and whether it was confirmed."""
 
     channel: Channel
-    occurred_at: datetime
+    occurred_at: datetime | None
+    """None for an interaction in writing: nothing awaits its confirmation."""
     confirmed: bool
+
+    @classmethod
+    def logged(cls, channel: Channel, occurred_at: datetime) -> InteractionRecord:
+        """The record of a newly logged interaction (one shared record per
+        written channel: an account of many e-mails holds no moment for each)."""
+        return _WRITTEN.get(channel) or cls(channel, occurred_at, confirmed=False)
 
 
 _CHANNELS = {str(channel): channel for channel in Channel}
+_WRITTEN = {
+    channel: InteractionRecord(channel, None, confirmed=False)
+    for channel in Channel
+    if not channel.is_oral
+}
 
 
 def pack_interactions(records: dict[UUID, InteractionRecord]) -> dict[str, list[Any]]:
@@ -128,7 +142,10 @@ def pack_interactions(records: dict[UUID, InteractionRecord]) -> dict[str, list[
     return {
         "ids": [key.hex for key in records],
         "channels": [str(record.channel) for record in records.values()],
-        "occurred_at": [record.occurred_at.isoformat() for record in records.values()],
+        "occurred_at": [
+            None if record.occurred_at is None else record.occurred_at.isoformat()
+            for record in records.values()
+        ],
         "confirmed": [record.confirmed for record in records.values()],
     }
 
@@ -149,12 +166,12 @@ def _uuid_of_hex(digits: str) -> UUID:
 
 
 def unpack_interactions(packed: dict[str, list[Any]]) -> dict[UUID, InteractionRecord]:
-    uuid, moment, channels = _uuid_of_hex, datetime.fromisoformat, _CHANNELS
+    uuid, moment, written = _uuid_of_hex, datetime.fromisoformat, _WRITTEN
     return {
-        uuid(key): InteractionRecord(channels[channel], moment(at), confirmed)
+        uuid(key): written.get(channel) or InteractionRecord(channel, moment(at), confirmed)
         for key, channel, at, confirmed in zip(
             packed["ids"],
-            packed["channels"],
+            map(_CHANNELS.__getitem__, packed["channels"]),
             packed["occurred_at"],
             packed["confirmed"],
             strict=True,
@@ -247,7 +264,8 @@ class Account(Aggregate):
     # Version 5 keeps the ids of surveys and deals. Version 6 keeps follow-ups
     # and goals (where each stands). Version 7 keeps the founding date and the
     # occasions greeted. Version 8 keeps the interaction records as one list
-    # per field (``pack_interactions``), not a JSON object per record.
+    # per field (``pack_interactions``), not a JSON object per record, and no
+    # moment for an interaction in writing.
     class_version = 8
 
     @staticmethod
@@ -786,8 +804,8 @@ class Account(Aggregate):
                 state[name] = None
 
         def apply(self, aggregate: Account) -> None:
-            aggregate.interactions[self.interaction_id] = InteractionRecord(
-                channel=Channel(self.channel), occurred_at=self.occurred_at, confirmed=False
+            aggregate.interactions[self.interaction_id] = InteractionRecord.logged(
+                Channel(self.channel), self.occurred_at
             )
             if self.occasion_kind is not None and self.occasion_year is not None:
                 key = occasion_key(
@@ -937,7 +955,9 @@ class Account(Aggregate):
         if channel.is_oral:
             raise InvalidValue("channel", "a written confirmation cannot be oral")
         confirmed_at = past_moment("confirmedAt", confirmed_at)
-        if confirmed_at < record.occurred_at:
+        occurred_at = record.occurred_at
+        assert occurred_at is not None  # noqa: S101 - an oral interaction's record has it
+        if confirmed_at < occurred_at:
             raise InvalidValue(
                 "confirmedAt", "a confirmation cannot precede its interaction"
             )

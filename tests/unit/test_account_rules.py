@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from domain.account import Account
+from domain.account import Account, InteractionRecord
 from domain.errors import (
     AlreadyConfirmed,
     ConfirmationNotApplicable,
@@ -267,6 +267,11 @@ def test_interaction_records_survive_a_snapshot_field_for_field():
     account.record_written_confirmation(interaction_id=ids[1], confirmed_at=NOW)
     snapshot = Account.Snapshot.take(account)
     assert snapshot.state["interactions"]["ids"] == [i.hex for i in ids]
+    # Only what awaits a confirmation keeps its moment: not the e-mail.
+    assert snapshot.state["interactions"]["occurred_at"][2] is None
+    assert account.interactions[ids[2]] == InteractionRecord(
+        Channel.EMAIL, None, confirmed=False
+    )
 
     restored = snapshot.mutate(None)
     assert restored.interactions == account.interactions
