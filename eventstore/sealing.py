@@ -17,10 +17,11 @@ taken before sealing are dropped at migration.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -85,6 +86,8 @@ class KeyState:
     key: bytes | None
     erased: bool
     fetched: float
+    cipher: AESGCM | None = field(default=None, compare=False)
+    """The key's cipher, made once: reading a history opens many values."""
 
 
 class SubjectKeys:
@@ -132,7 +135,9 @@ class SubjectKeys:
             row = cur.fetchone()
         erased = bool(row and row["erased"])
         key = None if erased or row is None or row["key"] is None else bytes(row["key"])
-        state = KeyState(key, erased, time.monotonic())
+        state = KeyState(
+            key, erased, time.monotonic(), None if key is None else AESGCM(key)
+        )
         with self._lock:
             if len(self._cache) >= KEY_CACHE_SIZE:
                 self._cache.clear()
@@ -215,11 +220,11 @@ class SealingMapper(Mapper[UUID]):
 
     def _open(self, account_id: UUID, value: Any, subject: UUID) -> Any:
         if isinstance(value, Sealed):
-            key = self._subject_keys().state(account_id, value.subject).key
-            if key is None:
+            cipher = self._subject_keys().state(account_id, value.subject).cipher
+            if cipher is None:
                 return value.erased
             nonce, data = value.data[:NONCE_BYTES], value.data[NONCE_BYTES:]
-            plain = AESGCM(key).decrypt(nonce, data, _associated(account_id, value.subject))
+            plain = cipher.decrypt(nonce, data, _associated(account_id, value.subject))
             return self.transcoder.decode(plain)
         if value == erased_value(value):
             return value
@@ -229,6 +234,7 @@ class SealingMapper(Mapper[UUID]):
         return value
 
 
+@functools.lru_cache(maxsize=KEY_CACHE_SIZE)
 def _associated(account_id: UUID, subject: UUID) -> bytes:
     """Binds a ciphertext to its subject: it cannot be moved to another one."""
     return f"{account_id}/{subject}".encode()
