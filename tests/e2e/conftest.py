@@ -122,10 +122,13 @@ def serve(
         api.client.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api(
     database_url: str, tmp_path_factory: pytest.TempPathFactory, store: tuple[Any, Any]
 ) -> Iterator[Api]:
+    """One server for the end-to-end tests, stopped once they are done: its
+    runner and thank-you process would otherwise write beside the tests that
+    follow on the same database."""
     log = tmp_path_factory.mktemp("serve") / "rapport-serve.log"
     settings = {
         "RAPPORT_RUN_PROJECTIONS": "true",
