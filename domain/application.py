@@ -906,10 +906,12 @@ class Accounts(Application[UUID]):
     ) -> Outcome:
         meta.allows(account)
         recordings = self.save(account, meta=meta, created_id=created_id)
-        self._remember(account)
-        return Outcome(
+        outcome = Outcome(
             account_id=account.id,
             version=account.version,
             position=recordings[-1].notification.id,
             created_id=created_id,
         )
+        # Read before: once cached, another thread may bring it up to date.
+        self._remember(account)
+        return outcome
