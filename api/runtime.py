@@ -7,13 +7,14 @@ import contextlib
 import gc
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg.sql import SQL, Identifier
@@ -65,17 +66,33 @@ def open_store(
     """
     if migrate is None:
         migrate = Settings.from_env().migrate_on_start
-    app = Accounts(env=eventsourcing_env(database_url, create_tables=migrate))
-    attach_keys(app)
-    app.recorded_outcome = partial(recorded_outcome, recorder_of(app))
-    projections = Projections(app, database_url)
-    if migrate:
-        projections.migrate()
-        drop_snapshots_before_sealing(app)
-        with recorder_of(app).datastore.transaction(commit=True) as cur:
-            for statement in api_keys_of(app).create_statements():
-                cur.execute(statement)
+    with _one_migration_at_a_time(database_url) if migrate else contextlib.nullcontext():
+        app = Accounts(env=eventsourcing_env(database_url, create_tables=migrate))
+        attach_keys(app)
+        app.recorded_outcome = partial(recorded_outcome, recorder_of(app))
+        projections = Projections(app, database_url)
+        if migrate:
+            projections.migrate()
+            drop_snapshots_before_sealing(app)
+            with recorder_of(app).datastore.transaction(commit=True) as cur:
+                for statement in api_keys_of(app).create_statements():
+                    cur.execute(statement)
     return app, projections
+
+
+@contextlib.contextmanager
+def _one_migration_at_a_time(database_url: str) -> Iterator[None]:
+    """Hold the database's migration lock while this process sets up tables.
+
+    Processes starting together (API workers, the API beside ``rapport
+    project``) would otherwise race on ``CREATE … IF NOT EXISTS``, which is not
+    safe against itself. The lock is a session's, on a connection of its own,
+    and its key is not the events table's own (``rapport-migrate``), which the
+    recorder takes inside.
+    """
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext('rapport-open-store'))")
+        yield
 
 
 def recorded_outcome(recorder: RapportRecorder, command_id: UUID) -> Outcome | None:
