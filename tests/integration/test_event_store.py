@@ -185,3 +185,57 @@ def test_replay_does_not_recheck_rules_on_stored_events(app):
     )
     app.save(account, meta=CommandMeta("legacy-import"))
     assert app.get_account(opened.account_id).unconfirmed_oral_interactions == 1
+
+
+def test_processes_starting_together_on_a_new_database_all_start(new_database):
+    """API workers (and the API beside ``rapport project``) set up the tables
+    at once; one at a time, each finds what the other made."""
+    url = new_database()
+    starting = threading.Barrier(3)
+    opened, failed = [], []
+
+    def start() -> None:
+        starting.wait()
+        try:
+            app, _ = open_store(url, migrate=True)
+        except Exception as error:  # noqa: BLE001 - reported by the test
+            failed.append(error)
+        else:
+            opened.append(app)
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for app in opened:
+        app.close()
+    assert failed == []
+    assert len(opened) == 3
+
+
+def test_a_command_answers_with_the_version_it_wrote_as_its_account_moves_on(
+    app, database_url, db, monkeypatch
+):
+    """The saved account is cached; a read may bring it up to date at once.
+    The answer is still the version this command wrote."""
+    other, _ = open_store(database_url)  # a writer in another process
+    meta = CommandMeta("alice")
+    account_id = app.open_account(meta, name="Moving", kind=AccountKind.GROUP).account_id
+    remember = app._remember  # noqa: SLF001 - the moment the account is cached
+
+    def then_another_write_and_a_read(account):
+        remember(account)
+        other.change_tier(meta, account_id, Tier.PARTNER, "grew")
+        app.get_account(account_id)  # brings the cached account to that version
+
+    monkeypatch.setattr(app, "_remember", then_another_write_and_a_read)
+    outcome = app.change_stage(meta, account_id, Stage.AWARENESS, "met")
+    monkeypatch.undo()
+    other.close()
+    (version,) = db.execute(
+        "SELECT originator_version FROM rapport_events WHERE notification_id = %s",
+        (outcome.position,),
+    ).fetchone()
+    assert outcome.version == version == 2
+    assert app.get_account(account_id).version == 3

@@ -111,11 +111,20 @@ def _group(recorder, *writes):
     return queued
 
 
-def test_a_group_goes_in_one_statement_with_each_write_in_order(app, db):
+def test_a_group_goes_in_one_statement_with_each_write_in_order(app, db, monkeypatch):
     recorder = recorder_of(app)
     first, second = _opening(app, "First"), _opening(app, "Second")
     meta = CommandMeta("a", command_id=uuid4(), idempotent=True)
+    inserts = []
+    insert_writes = recorder._insert_writes  # noqa: SLF001 - counting its statements
+
+    def counted(cur, writes):
+        inserts.append(len(writes))
+        insert_writes(cur, writes)
+
+    monkeypatch.setattr(recorder, "_insert_writes", counted)
     one, two = _group(recorder, (first, CommandMeta("a")), (second, meta))
+    assert inserts == [2]  # one INSERT for both writes, no savepoint each
     assert (one.error, two.error) == (None, None)
     assert two.positions == [one.positions[-1] + 1]
     row = db.execute(
