@@ -85,6 +85,9 @@ class Projections:
             )
         )
         self.thank_you = ThankYou(app, thank_you or ThankYouPolicy.from_env())
+        self._failing: set[str] = set()
+        """Views that failed on their own: kept out of the shared transaction,
+        which they would roll back, until they succeed alone again."""
 
     def migrate(self) -> None:
         for view in self.views.values():
@@ -112,8 +115,9 @@ class Projections:
                 break
             batch = self._decode(recorded)
             due = [n for n, p in moving.items() if p < recorded[-1].position]
+            together = [n for n in due if n not in self._failing]
             try:
-                reached = self._process_together(due, batch)
+                reached = self._process_together(together, batch) if together else {}
             except Exception:
                 log.warning(
                     "views failed in one transaction; each in its own", exc_info=True
@@ -124,11 +128,14 @@ class Projections:
                     positions[name] = reached[name]
                     continue
                 # Held by another runner or a rebuild (process waits LOCK_WAIT
-                # for it), or failed with the others: on its own.
+                # for it), failing, or failed with the others: on its own.
                 try:
                     positions[name] = self.views[name].process(batch)
                 except Exception:
+                    self._failing.add(name)
                     log.exception("view %s failed after %d", name, positions[name])
+                else:
+                    self._failing.discard(name)
             stalled.update(n for n in due if positions[n] == moving[n])
             if notify is not None:
                 notify(min(positions.values()))
