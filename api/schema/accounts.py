@@ -12,6 +12,7 @@ import strawberry
 from api.context import Info
 from api.schema.access import personal
 from api.schema.history import HistoryEvent, account_history
+from api.schema.loaders import keyset_page
 from api.schema.scalars import (
     AccountKind,
     Channel,
@@ -497,27 +498,25 @@ class AccountQueries:
         first: int = 20,
         after: str | None = None,
     ) -> Connection[Account]:
-        limit = page_size(first, info.context.runtime.settings.max_page_size)
         where = filter or AccountFilter()
-        key = None if after is None else decode_cursor(after, str, UUID)
-        async with info.context.runtime.pool.connection() as conn:
-            rows = await queries.list_accounts(
-                conn,
-                queries.AccountFilter(
-                    tier=where.tier.value if where.tier else None,
-                    stage=where.stage.value if where.stage else None,
-                    manager=where.manager,
-                    search=where.search,
-                    managers=info.context.managers(),
-                ),
-                limit + 1,
-                key,
-            )
-        for row in rows:
+        wanted = queries.AccountFilter(
+            tier=where.tier.value if where.tier else None,
+            stage=where.stage.value if where.stage else None,
+            manager=where.manager,
+            search=where.search,
+            managers=info.context.managers(),
+        )
+
+        def node(row: dict[str, Any]) -> Account:
             info.context.accounts.prime(row["account_id"], row)
-        return connection(
-            [Account.from_row(row) for row in rows],
-            [(row["name"], row["account_id"]) for row in rows],
-            limit,
+            return Account.from_row(row)
+
+        return await keyset_page(
+            info,
+            first=first,
             after=after,
+            cursor=(str, UUID),
+            fetch=lambda conn, limit, key: queries.list_accounts(conn, wanted, limit, key),
+            node=node,
+            key=lambda row: (row["name"], row["account_id"]),
         )

@@ -19,6 +19,7 @@ from api.schema.errors import (
     ValidationError,
     error_result,
 )
+from api.schema.loaders import keyset_page
 from api.schema.mutations import (
     AccountChange,
     AccountCommandInput,
@@ -27,8 +28,7 @@ from api.schema.mutations import (
     _changed,
     _execute,
 )
-from api.schema.scalars import Channel, Connection, Position, connection, decode_cursor
-from api.schema.scalars import page_size as checked_page_size
+from api.schema.scalars import Channel, Connection, Position
 from domain.errors import DomainError
 from domain.values import ComplaintSeverity, ComplaintStatus
 from projections import queries
@@ -188,37 +188,30 @@ class ComplaintQueries:
         first: int = 20,
         after: str | None = None,
     ) -> Connection[Complaint]:
-        settings = info.context.runtime.settings
-        limit = checked_page_size(first, settings.max_page_size)
         where = filter or ComplaintFilter()
-        key = (
-            None
-            if after is None
-            else decode_cursor(after, datetime.fromisoformat, UUID, UUID)
+        wanted = queries.ComplaintFilter(
+            status=where.status.value if where.status else None,
+            severity=where.severity.value if where.severity else None,
+            breached=where.breached,
+            account_id=where.account_id,
+            manager=where.manager,
+            managers=info.context.managers(),
         )
-        async with info.context.runtime.pool.connection() as conn:
-            rows = await queries.list_complaints(
-                conn,
-                queries.ComplaintFilter(
-                    status=where.status.value if where.status else None,
-                    severity=where.severity.value if where.severity else None,
-                    breached=where.breached,
-                    account_id=where.account_id,
-                    manager=where.manager,
-                    managers=info.context.managers(),
-                ),
-                settings.complaint_targets,
-                limit + 1,
-                key,
-            )
-        return connection(
-            [Complaint.from_row(row) for row in rows],
-            [
-                (row["filed_at"].isoformat(), row["account_id"], row["complaint_id"])
-                for row in rows
-            ],
-            limit,
+        targets = info.context.runtime.settings.complaint_targets
+        return await keyset_page(
+            info,
+            first=first,
             after=after,
+            cursor=(datetime.fromisoformat, UUID, UUID),
+            fetch=lambda conn, limit, key: queries.list_complaints(
+                conn, wanted, targets, limit, key
+            ),
+            node=Complaint.from_row,
+            key=lambda row: (
+                row["filed_at"].isoformat(),
+                row["account_id"],
+                row["complaint_id"],
+            ),
         )
 
     @strawberry.field(description="The targets complaints are measured against.")

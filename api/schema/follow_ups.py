@@ -20,7 +20,7 @@ from api.schema.errors import (
     ValidationError,
     error_result,
 )
-from api.schema.loaders import request_loader
+from api.schema.loaders import keyset_page, request_loader
 from api.schema.mutations import (
     AccountChange,
     AccountCommandInput,
@@ -29,8 +29,7 @@ from api.schema.mutations import (
     _changed,
     _execute,
 )
-from api.schema.scalars import Connection, Position, connection, decode_cursor
-from api.schema.scalars import page_size as checked_page_size
+from api.schema.scalars import Connection, Position
 from domain.errors import DomainError
 from domain.values import FollowedKind, FollowUpStatus, GoalStatus
 from projections import queries
@@ -200,35 +199,28 @@ class FollowUpQueries:
         first: int = 20,
         after: str | None = None,
     ) -> Connection[FollowUp]:
-        settings = info.context.runtime.settings
-        limit = checked_page_size(first, settings.max_page_size)
         where = filter or FollowUpFilter()
-        key = (
-            None
-            if after is None
-            else decode_cursor(after, datetime.fromisoformat, UUID, UUID)
+        wanted = queries.FollowUpFilter(
+            owner=where.owner,
+            status=where.status.value if where.status else None,
+            overdue=where.overdue,
+            account_id=where.account_id,
+            managers=info.context.managers(),
         )
-        async with info.context.runtime.pool.connection() as conn:
-            rows = await queries.list_follow_ups(
-                conn,
-                queries.FollowUpFilter(
-                    owner=where.owner,
-                    status=where.status.value if where.status else None,
-                    overdue=where.overdue,
-                    account_id=where.account_id,
-                    managers=info.context.managers(),
-                ),
-                limit + 1,
-                key,
-            )
-        return connection(
-            [FollowUp.from_row(row) for row in rows],
-            [
-                (row["due"].isoformat(), row["account_id"], row["follow_up_id"])
-                for row in rows
-            ],
-            limit,
+        return await keyset_page(
+            info,
+            first=first,
             after=after,
+            cursor=(datetime.fromisoformat, UUID, UUID),
+            fetch=lambda conn, limit, key: queries.list_follow_ups(
+                conn, wanted, limit, key
+            ),
+            node=FollowUp.from_row,
+            key=lambda row: (
+                row["due"].isoformat(),
+                row["account_id"],
+                row["follow_up_id"],
+            ),
         )
 
 

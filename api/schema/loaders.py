@@ -29,6 +29,32 @@ Load = Callable[[Runtime, list[K]], Awaitable[list[Any]]]
 _LOADERS: WeakKeyDictionary[Context, dict[str, DataLoader[Any, Any]]] = WeakKeyDictionary()
 
 
+Row = dict[str, Any]
+Fetch = Callable[[queries.Conn, int, tuple[Any, ...] | None], Awaitable[list[Row]]]
+
+
+async def keyset_page(
+    info: Info,
+    *,
+    first: int,
+    after: str | None,
+    cursor: tuple[Callable[[str], Any], ...],
+    fetch: Fetch,
+    node: Callable[[Row], T],
+    key: Callable[[Row], tuple[Any, ...]],
+) -> Connection[T]:
+    """A page of a keyset-paginated list: ``fetch(conn, limit + 1, after)``
+    gives the rows after the cursor's key (parsed part by part by ``cursor``);
+    ``key`` is the cursor of a row."""
+    limit = page_size(first, info.context.runtime.settings.max_page_size)
+    start = None if after is None else decode_cursor(after, *cursor)
+    async with info.context.runtime.pool.connection() as conn:
+        rows = await fetch(conn, limit + 1, start)
+    return connection(
+        [node(row) for row in rows], [key(row) for row in rows], limit, after=after
+    )
+
+
 def request_loader(info: Info, name: str, load: Load[K]) -> DataLoader[K, Any]:
     """The request's loader called ``name``, made on first use.
 
