@@ -17,7 +17,7 @@ from uuid import UUID
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import AsyncConnectionPool
 
 from api.auth import KEY_PREFIX, ApiKeys, JwtSettings, JwtVerifier, Principal, Role
@@ -214,7 +214,9 @@ class Listener:
 class Watermark(Listener):
     """The position every view has reached, pushed by the runner's NOTIFY."""
 
-    def __init__(self, database_url: str, pool: AsyncConnectionPool[Any], sql: SQL) -> None:
+    def __init__(
+        self, database_url: str, pool: AsyncConnectionPool[Any], sql: Composed
+    ) -> None:
         super().__init__(database_url, PROJECTED_CHANNEL)
         self.pool = pool
         self.sql = sql

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import psycopg
-from psycopg.sql import SQL, Identifier, Literal
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from domain.application import Accounts
 from eventstore.recorder import RecordedEvent, recorder_of, rendered
@@ -75,15 +75,7 @@ class Projections:
                 " WHERE pg_try_advisory_xact_lock(hashtext({} || name))"
             ).format(VIEW_LOCK_PREFIX)
         )
-        self._positions_query = rendered(
-            SQL(" UNION ALL ").join(
-                SQL(
-                    "SELECT {} AS name, coalesce(max(notification_id), 0) AS position"
-                    " FROM {} WHERE application_name = {}"
-                ).format(name, Identifier(view.tracking_table_name), app.name)
-                for name, view in self.views.items()
-            )
-        )
+        self._positions_query = rendered(view_positions_sql(self.views.values(), app.name))
         self.thank_you = ThankYou(app, thank_you or ThankYouPolicy.from_env())
         self._failing: set[str] = set()
         """Views that failed on their own: kept out of the shared transaction,
@@ -94,7 +86,7 @@ class Projections:
             view.create_table()
         self.thank_you.create_table()
 
-    def projected_position_sql(self) -> SQL:
+    def projected_position_sql(self) -> Composed:
         """The position every view has reached: a read of it sees all writes up to it."""
         return projected_position_sql(self.views.values(), self.app.name)
 
@@ -216,11 +208,19 @@ class Projections:
             log.info("rebuilt %s up to position %d", view.name, position)
 
 
-def projected_position_sql(views: Iterable[View], application_name: str) -> SQL:
-    parts = [
+def view_positions_sql(views: Iterable[View], application_name: str) -> Composed:
+    """Each view's name and the position it has reached, a row each."""
+    return SQL(" UNION ALL ").join(
         SQL(
-            "(SELECT coalesce(max(notification_id), 0) FROM {} WHERE application_name = {})"
-        ).format(Identifier(view.tracking_table_name), Literal(application_name))
+            "SELECT {} AS name, coalesce(max(notification_id), 0) AS position"
+            " FROM {} WHERE application_name = {}"
+        ).format(view.name, Identifier(view.tracking_table_name), Literal(application_name))
         for view in views
-    ]
-    return SQL("SELECT least({}) AS position").format(SQL(", ").join(parts))  # type: ignore[return-value]
+    )
+
+
+def projected_position_sql(views: Iterable[View], application_name: str) -> Composed:
+    """The position every view has reached: the least of theirs."""
+    return SQL("SELECT min(position) AS position FROM ({}) AS reached").format(
+        view_positions_sql(views, application_name)
+    )
