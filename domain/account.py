@@ -153,8 +153,9 @@ def pack_interactions(records: dict[UUID, InteractionRecord]) -> dict[str, list[
 _UNKNOWN_SAFETY = SafeUUID.unknown
 
 
-def _uuid_of_hex(digits: str) -> UUID:
-    """``UUID(hex=digits)`` for digits known to be a UUID's 32: a snapshot's own.
+def uuid_of_hex(digits: str) -> UUID:
+    """``UUID(hex=digits)`` for digits known to be a UUID's 32, as the store
+    writes them (a snapshot's packed ids, an event's ``uuid_hex`` values).
 
     Built the way CPython's ``UUID._from_int`` (3.14) builds one, without the
     parsing and checks that make ``UUID()`` the larger part of unpacking.
@@ -166,7 +167,7 @@ def _uuid_of_hex(digits: str) -> UUID:
 
 
 def unpack_interactions(packed: dict[str, list[Any]]) -> dict[UUID, InteractionRecord]:
-    uuid, moment, written = _uuid_of_hex, datetime.fromisoformat, _WRITTEN
+    uuid, moment, written = uuid_of_hex, datetime.fromisoformat, _WRITTEN
     return {
         uuid(key): written.get(channel) or InteractionRecord(channel, moment(at), confirmed)
         for key, channel, at, confirmed in zip(

@@ -83,6 +83,7 @@ def eventsourcing_env(url: str, *, create_tables: bool = True) -> dict[str, str]
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "APPLICATION_RECORDER_TOPIC": "eventstore.recorder:RapportRecorder",
         "MAPPER_TOPIC": "eventstore.sealing:SealingMapper",
+        "TRANSCODER_TOPIC": "eventstore.transcoder:StoreTranscoder",
         "POSTGRES_DBNAME": str(info.get("dbname") or "postgres"),
         "POSTGRES_HOST": str(info.get("host") or "localhost"),
         "POSTGRES_PORT": str(info.get("port") or "5432"),
