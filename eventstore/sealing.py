@@ -17,10 +17,11 @@ taken before sealing are dropped at migration.
 from __future__ import annotations
 
 import base64
-import functools
+import binascii
 import os
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -78,76 +79,138 @@ class SealedAsDict(Transcoding):
         }
 
     def decode(self, data: dict[str, Any]) -> Sealed:
-        return Sealed(data["subject"], base64.b64decode(data["data"]), data["erased"])
+        return Sealed(data["subject"], binascii.a2b_base64(data["data"]), data["erased"])
 
 
 @dataclass(frozen=True)
 class KeyState:
+    """A subject's key as last read: ``None`` if it has none or was erased."""
+
     key: bytes | None
     erased: bool
-    fetched: float
     cipher: AESGCM | None = field(default=None, compare=False)
     """The key's cipher, made once: reading a history opens many values."""
+    associated: bytes = b""
+    """The associated data binding a value to its subject (``_associated``)."""
+
+
+NO_KEY = KeyState(None, erased=False)
+ERASED = KeyState(None, erased=True)
+
+
+@dataclass(frozen=True)
+class AccountKeys:
+    """Every key of one account, read in one query."""
+
+    fetched: float
+    subjects: dict[int, KeyState]
+    """By subject (its UUID's ``int``); a subject missing here has no key."""
+    erased: bool
+    """The account was erased: so is every subject of it, with or without a key."""
+
+    def state(self, subject_id: UUID) -> KeyState:
+        return self.subjects.get(subject_id.int) or (ERASED if self.erased else NO_KEY)
 
 
 class SubjectKeys:
-    """Each subject's key: created on first use, destroyed by an erasure."""
+    """Each subject's key: created on first use, destroyed by an erasure.
+
+    Keys are read an account at a time, and many accounts at once for a batch
+    of events (``prefetch``), and kept for ``KEY_CACHE_SECONDS``.
+    """
 
     def __init__(self, datastore: PostgresDatastore, table: str) -> None:
         self.datastore = datastore
         names = {"schema": Identifier(datastore.schema), "table": Identifier(table)}
         # Shared by the command threads and the projection runner's thread.
+        # Reads of the cache take no lock; storing and forgetting do.
         self._lock = threading.Lock()
-        self._cache: dict[tuple[UUID, UUID], KeyState] = {}
+        self._cache: dict[int, AccountKeys] = {}
+        # Moves on every forget: keys read before it are not kept.
+        self._forgotten = 0
         # A racing writer's key wins; both then read the one stored.
         self._create = SQL(
             "INSERT INTO {schema}.{table} (account_id, subject_id, key)"
             " VALUES (%(account)s, %(subject)s, %(key)s) ON CONFLICT DO NOTHING"
         ).format(**names)
-        # A subject is erased when its key is, or when the whole account's is.
-        self._state = SQL(
-            "SELECT (array_agg(key) FILTER (WHERE subject_id = %(subject)s))[1] AS key,"
-            " bool_or(erased_at IS NOT NULL) AS erased"
-            " FROM {schema}.{table}"
-            " WHERE account_id = %(account)s AND subject_id IN (%(subject)s, %(account)s)"
+        self._keys = SQL(
+            "SELECT account_id, subject_id, key, erased_at IS NOT NULL AS erased"
+            " FROM {schema}.{table} WHERE account_id = ANY(%s)"
         ).format(**names)
 
-    def for_sealing(self, account_id: UUID, subject_id: UUID) -> bytes | None:
-        """The subject's key, created if it has none; ``None`` once erased."""
+    def for_sealing(self, account_id: UUID, subject_id: UUID) -> KeyState:
+        """The subject's key, created if it has none; no key once erased."""
         state = self.state(account_id, subject_id)
         if state.key is not None or state.erased:
-            return state.key
+            return state
         with self.datastore.transaction(commit=True) as cur:
             params = {"account": account_id, "subject": subject_id}
             cur.execute(self._create, params | {"key": AESGCM.generate_key(256)})
         self.forget(account_id)
-        return self.state(account_id, subject_id).key
+        return self.state(account_id, subject_id)
 
     def state(self, account_id: UUID, subject_id: UUID) -> KeyState:
-        """The subject's key (``None`` if it has none or was erased, with the
+        """The subject's key (none if it has none or was erased, with the
         whole account or alone)."""
+        keys = self._cache.get(account_id.int)
+        if keys is None or time.monotonic() - keys.fetched >= KEY_CACHE_SECONDS:
+            keys = self._fetch([account_id])[account_id.int]
+        return keys.state(subject_id)
+
+    def prefetch(self, account_ids: Iterable[UUID]) -> None:
+        """Read the keys of these accounts that are not cached, in one query."""
+        now, cache = time.monotonic(), self._cache
+        stale = {
+            account_id
+            for account_id in account_ids
+            if (keys := cache.get(account_id.int)) is None
+            or now - keys.fetched >= KEY_CACHE_SECONDS
+        }
+        if stale:
+            self._fetch(list(stale))
+
+    def _fetch(self, account_ids: list[UUID]) -> dict[int, AccountKeys]:
         with self._lock:
-            cached = self._cache.get((account_id, subject_id))
-        if cached is not None and time.monotonic() - cached.fetched < KEY_CACHE_SECONDS:
-            return cached
+            forgotten = self._forgotten
+        fetched = time.monotonic()
         with self.datastore.get_connection() as conn, conn.cursor() as cur:
-            cur.execute(self._state, {"account": account_id, "subject": subject_id})
-            row = cur.fetchone()
-        erased = bool(row and row["erased"])
-        key = None if erased or row is None or row["key"] is None else bytes(row["key"])
-        state = KeyState(
-            key, erased, time.monotonic(), None if key is None else AESGCM(key)
-        )
+            cur.execute(self._keys, (account_ids,))
+            rows = cur.fetchall()
+        erased_accounts = {
+            row["account_id"].int
+            for row in rows
+            if row["erased"] and row["subject_id"] == row["account_id"]
+        }
+        subjects: dict[int, dict[int, KeyState]] = {a.int: {} for a in account_ids}
+        for row in rows:
+            account, subject = row["account_id"], row["subject_id"]
+            if row["erased"] or account.int in erased_accounts:
+                state = ERASED
+            else:
+                key = bytes(row["key"])
+                state = KeyState(
+                    key,
+                    erased=False,
+                    cipher=AESGCM(key),
+                    associated=_associated(account, subject),
+                )
+            subjects[account.int][subject.int] = state
+        found = {
+            account: AccountKeys(fetched, states, account in erased_accounts)
+            for account, states in subjects.items()
+        }
         with self._lock:
-            if len(self._cache) >= KEY_CACHE_SIZE:
-                self._cache.clear()
-            self._cache[account_id, subject_id] = state
-        return state
+            # Keys read before an erasure that committed meanwhile are not kept.
+            if forgotten == self._forgotten:
+                if len(self._cache) + len(found) > KEY_CACHE_SIZE:
+                    self._cache.clear()
+                self._cache.update(found)
+        return found
 
     def forget(self, account_id: UUID) -> None:
         with self._lock:
-            for cached in [k for k in self._cache if k[0] == account_id]:
-                del self._cache[cached]
+            self._forgotten += 1
+            self._cache.pop(account_id.int, None)
 
 
 class SealingMapper(Mapper[UUID]):
@@ -196,6 +259,16 @@ class SealingMapper(Mapper[UUID]):
             raise MapperDeserialisationError(msg) from None
         return event
 
+    def to_domain_events(
+        self, stored_events: Sequence[StoredEvent]
+    ) -> list[DomainEventProtocol[UUID]]:
+        """Many events at once: their accounts' keys are read in one query."""
+        accounts = {e.originator_id for e in stored_events}
+        self._subject_keys().prefetch(
+            a if isinstance(a, UUID) else UUID(a) for a in accounts
+        )
+        return [self.to_domain_event(stored) for stored in stored_events]
+
     def _subject_keys(self) -> SubjectKeys:
         if self.keys is None:
             msg = "the mapper has no key store: open the application with open_application"
@@ -206,25 +279,23 @@ class SealingMapper(Mapper[UUID]):
         erased = erased_value(value)
         if value == erased:
             return value  # nothing personal in it (empty, or already erased)
-        key = self._subject_keys().for_sealing(account_id, subject)
-        if key is None:
+        state = self._subject_keys().for_sealing(account_id, subject)
+        if state.cipher is None:
             if cached:
                 return erased
             msg = f"the personal data of {subject} was erased; it is not recorded again"
             raise SubjectErased(msg)
         nonce = os.urandom(NONCE_BYTES)
-        data = AESGCM(key).encrypt(
-            nonce, self.transcoder.encode(value), _associated(account_id, subject)
-        )
+        data = state.cipher.encrypt(nonce, self.transcoder.encode(value), state.associated)
         return Sealed(subject, nonce + data, erased)
 
     def _open(self, account_id: UUID, value: Any, subject: UUID) -> Any:
         if isinstance(value, Sealed):
-            cipher = self._subject_keys().state(account_id, value.subject).cipher
-            if cipher is None:
+            state = self._subject_keys().state(account_id, value.subject)
+            if state.cipher is None:
                 return value.erased
             nonce, data = value.data[:NONCE_BYTES], value.data[NONCE_BYTES:]
-            plain = cipher.decrypt(nonce, data, _associated(account_id, value.subject))
+            plain = state.cipher.decrypt(nonce, data, state.associated)
             return self.transcoder.decode(plain)
         if value == erased_value(value):
             return value
@@ -234,10 +305,16 @@ class SealingMapper(Mapper[UUID]):
         return value
 
 
-@functools.lru_cache(maxsize=KEY_CACHE_SIZE)
 def _associated(account_id: UUID, subject: UUID) -> bytes:
     """Binds a ciphertext to its subject: it cannot be moved to another one."""
     return f"{account_id}/{subject}".encode()
+
+
+def sealing_mapper(app: Application[Any]) -> SealingMapper:
+    if not isinstance(app.mapper, SealingMapper):
+        msg = f"{app.name} does not map events through {SealingMapper.__name__}"
+        raise TypeError(msg)
+    return app.mapper
 
 
 def attach_keys(app: Application[Any]) -> None:
@@ -246,11 +323,8 @@ def attach_keys(app: Application[Any]) -> None:
     Once an erasure commits, this process forgets the account's keys.
     """
     recorder = recorder_of(app)
-    if not isinstance(app.mapper, SealingMapper):
-        msg = f"{app.name} does not map events through {SealingMapper.__name__}"
-        raise TypeError(msg)
     keys = SubjectKeys(recorder.datastore, keys_table_name(recorder.events_table_name))
-    app.mapper.keys = keys
+    sealing_mapper(app).keys = keys
     recorder.erasure_listeners.append(keys.forget)
 
 

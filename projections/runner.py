@@ -18,6 +18,7 @@ from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from domain.application import Accounts
 from eventstore.recorder import RecordedEvent, recorder_of, rendered
+from eventstore.sealing import sealing_mapper
 from projections.account_view import AccountView
 from projections.base import VIEW_LOCK_PREFIX, Batch, View
 from projections.complaints import Complaints
@@ -91,7 +92,8 @@ class Projections:
         return projected_position_sql(self.views.values(), self.app.name)
 
     def _decode(self, recorded: list[RecordedEvent]) -> list[tuple[Any, RecordedEvent]]:
-        return [(self.app.mapper.to_domain_event(r.stored), r) for r in recorded]
+        events = sealing_mapper(self.app).to_domain_events([r.stored for r in recorded])
+        return list(zip(events, recorded, strict=True))
 
     def catch_up(self, notify: Callable[[int], None] | None = None) -> int:
         """Apply every committed event to every view; return the common position.

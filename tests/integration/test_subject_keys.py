@@ -1,0 +1,90 @@
+"""Subject keys are read an account at a time, and a batch's in one query."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+from api.runtime import open_store
+from domain.application import CommandMeta
+from domain.values import AccountKind
+from eventstore.sealing import ERASED, SubjectKeys, sealing_mapper
+
+CLERK = CommandMeta("clerk")
+
+
+def _counting(keys: SubjectKeys, monkeypatch) -> list[int]:
+    """How many accounts each read of the key table asked for."""
+    reads: list[int] = []
+    fetch = keys._fetch  # noqa: SLF001 - counting its reads
+
+    def counted(account_ids):
+        reads.append(len(account_ids))
+        return fetch(account_ids)
+
+    monkeypatch.setattr(keys, "_fetch", counted)
+    return reads
+
+
+def test_a_batch_of_events_reads_its_accounts_keys_in_one_query(
+    app, empty_database_url, monkeypatch
+):
+    writer, _ = open_store(empty_database_url)
+    try:
+        accounts = []
+        for i in range(6):
+            account_id = writer.open_account(
+                CLERK, name=f"Batch {i}", kind=AccountKind.GROUP
+            ).account_id
+            writer.add_contact(CLERK, account_id, name=f"Contact {i}", email="c@x.example")
+            accounts.append(account_id)
+        stored = [r.stored for r in writer.recorder.read_after(0, 100)]
+    finally:
+        writer.close()
+    reader, _ = open_store(empty_database_url)  # a process with no key cached
+    try:
+        mapper = sealing_mapper(reader)
+        assert mapper.keys is not None
+        reads = _counting(mapper.keys, monkeypatch)
+        events = mapper.to_domain_events(stored)
+        assert reads == [len(accounts)]
+        assert [vars(e) for e in events] == [
+            vars(mapper.to_domain_event(s)) for s in stored
+        ]
+        assert {e.name for e in events if hasattr(e, "email")} == {
+            f"Contact {i}" for i in range(6)
+        }
+    finally:
+        reader.close()
+
+
+def test_keys_read_while_an_erasure_commits_are_not_kept(app, monkeypatch):
+    """An erasure's forget can land between a read of the keys and its caching:
+    what was read before it must not stay cached."""
+    account_id = app.open_account(CLERK, name="Racing", kind=AccountKind.GROUP).account_id
+    keys = sealing_mapper(app).keys
+    assert keys is not None
+    keys.forget(account_id)
+    get_connection = keys.datastore.get_connection
+
+    def erasure_meanwhile(*args, **kwargs):
+        keys.forget(account_id)  # as the erasing thread does once it commits
+        return get_connection(*args, **kwargs)
+
+    monkeypatch.setattr(keys.datastore, "get_connection", erasure_meanwhile)
+    assert keys.state(account_id, account_id).cipher is not None
+    monkeypatch.undo()
+    reads = _counting(keys, monkeypatch)
+    keys.state(account_id, account_id)
+    keys.state(account_id, account_id)
+    assert reads == [1]  # the racing read was not kept; this one is
+
+
+def test_an_erased_account_reads_every_subject_as_erased(app):
+    account_id = app.open_account(CLERK, name="Whole", kind=AccountKind.GROUP).account_id
+    contact_id = app.add_contact(CLERK, account_id, name="Part").created_id
+    keys = sealing_mapper(app).keys
+    assert keys is not None
+    assert keys.state(account_id, contact_id).cipher is not None
+    app.erase_personal_data(CommandMeta("dpo"), account_id, reason="asked")
+    assert keys.state(account_id, contact_id) == ERASED
+    assert keys.state(account_id, uuid4()) == ERASED  # a subject with no key too
