@@ -398,7 +398,8 @@ class RapportRecorder(PostgresApplicationRecorder):
                 statement += SQL(" LIMIT %s")
             query = self._select_events_queries[shape] = rendered(statement)
         params = [p for p in (originator_id, gt, lte, limit) if p is not None]
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        # Binary results: a bytea's bytes as they are, not hex to decode.
+        with self.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
             curs.execute(query, params, prepare=True)
             return [
                 StoredEvent(
@@ -601,7 +602,8 @@ class RapportRecorder(PostgresApplicationRecorder):
             return None if row is None else row["version"]
 
     def _select(self, condition: Composable, params: Sequence[Any]) -> list[RecordedEvent]:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        # Binary results: a bytea's bytes as they are, not hex to decode.
+        with self.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
             curs.execute(self.select_recorded + condition, params, prepare=True)
             return [
                 RecordedEvent(
