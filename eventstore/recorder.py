@@ -83,6 +83,8 @@ class _Write:
     kwargs: dict[str, Any]
     positions: list[int] = field(default_factory=list)
     error: BaseException | None = None
+    settled: bool = False
+    """Its answer is final: committed with its positions, or refused alone."""
     done: bool = False
 
 
@@ -303,6 +305,14 @@ class RapportRecorder(PostgresApplicationRecorder):
                 " %s::bigint[], %s::uuid[])"
             ).format(**names)
         )
+        # After a failed COMMIT: which of a group's events are stored, as what.
+        self.select_stored = rendered(
+            SQL(
+                "SELECT originator_id, originator_version, notification_id, state"
+                " FROM {schema}.{table} WHERE (originator_id, originator_version) IN"
+                " (SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"
+            ).format(**names)
+        )
         self.select_command = SQL(
             "SELECT account_id, version, position, created_id FROM {schema}.{commands}"
             " WHERE command_id = %s"
@@ -454,32 +464,78 @@ class RapportRecorder(PostgresApplicationRecorder):
         return write.positions
 
     def _commit_group(self, group: list[_Write]) -> None:
-        """Commit the group, retrying it whole when the connection failed.
+        """Commit the group, retrying it when the connection failed.
 
-        Whatever stops the group stops every write of it: none is reported
-        committed unless the transaction committed.
+        Whatever stops the group stops every write of it that was not settled:
+        none is reported committed unless it was.
         """
         try:
-            for attempt in range(1, GROUP_ATTEMPTS + 1):
-                for write in group:
-                    write.positions, write.error = [], None
-                try:
-                    self._insert_group(group)
-                except (InterfaceError, OperationalError):
-                    if attempt == GROUP_ATTEMPTS:
-                        raise
-                    time.sleep(GROUP_RETRY_WAIT)
-                else:
-                    return
+            self._insert_until_settled(group)
         except BaseException as error:
             for write in group:
-                write.positions = []
-                write.error = error
+                if not write.settled:
+                    write.positions = []
+                    write.error = error
             if not isinstance(error, Exception):
                 raise
         finally:
             for write in group:
                 write.done = True
+
+    def _insert_until_settled(self, group: list[_Write]) -> None:
+        """A connection can fail with or after the COMMIT that stored the
+        group: before a retry, the writes found stored are settled, with their
+        positions, and only the others go again (``_unstored``)."""
+        pending = group
+        for attempt in range(1, GROUP_ATTEMPTS + 1):
+            try:
+                if attempt > 1:
+                    pending = self._unstored(pending)
+                for write in pending:
+                    write.positions, write.error = [], None
+                if pending:
+                    self._insert_group(pending)
+            except (InterfaceError, OperationalError):
+                if attempt == GROUP_ATTEMPTS:
+                    raise
+                time.sleep(GROUP_RETRY_WAIT)
+            else:
+                for write in pending:
+                    write.settled = True
+                return
+
+    def _unstored(self, writes: list[_Write]) -> list[_Write]:
+        """The writes whose events are not in the table; each of the others,
+        stored with its very bytes (its moment and sealed values are its own),
+        gets its positions."""
+        events = [e for write in writes for e in write.stored_events]
+        with self.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
+            curs.execute(
+                self.select_stored,
+                (
+                    [e.originator_id for e in events],
+                    [e.originator_version for e in events],
+                ),
+            )
+            stored = {
+                (str(row["originator_id"]), row["originator_version"]): row
+                for row in curs.fetchall()
+            }
+        unstored = []
+        for write in writes:
+            rows = [
+                stored.get((str(e.originator_id), e.originator_version))
+                for e in write.stored_events
+            ]
+            if all(
+                row is not None and bytes(row["state"]) == e.state
+                for row, e in zip(rows, write.stored_events, strict=True)
+            ):
+                write.positions = [row["notification_id"] for row in rows if row]
+                write.error, write.settled = None, True
+            else:
+                unstored.append(write)
+        return unstored
 
     def _insert_group(self, group: list[_Write]) -> None:
         """One transaction for the group: all its writes in one statement, or,

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 
 from domain.account import Account
 from domain.application import CommandMeta
@@ -161,3 +161,77 @@ def test_a_bad_write_in_a_group_fails_alone(app, db):
     ).fetchall()
     assert {n for (n,) in names} == {before[0].originator_id, after[0].originator_id}
     assert verify(app.recorder).intact
+
+
+def _connection_fails_once(recorder, monkeypatch, *, after_commit):
+    """The group's first transaction loses its connection at COMMIT: after the
+    server stored it, or before. How many writes each transaction held."""
+    insert_group = recorder._insert_group  # noqa: SLF001 - failing its transaction
+    transactions: list[int] = []
+
+    def failing(group):
+        transactions.append(len(group))
+        if len(transactions) == 1:
+            if after_commit:
+                insert_group(group)
+            # As the datastore raises psycopg's error at COMMIT.
+            msg = "server closed the connection unexpectedly"
+            raise OperationalError(msg)
+        insert_group(group)
+
+    monkeypatch.setattr(recorder, "_insert_group", failing)
+    monkeypatch.setattr("eventstore.recorder.GROUP_RETRY_WAIT", 0)
+    return transactions
+
+
+def _positions(db, account_id):
+    return [
+        position
+        for (position,) in db.execute(
+            "SELECT notification_id FROM rapport_events WHERE originator_id = %s"
+            " ORDER BY originator_version",
+            (account_id,),
+        )
+    ]
+
+
+def test_a_write_committed_before_its_connection_failed_is_answered_not_redone(
+    app, db, monkeypatch
+):
+    account_id = app.open_account(
+        CommandMeta("w"), name="Committed", kind=AccountKind.GROUP
+    ).account_id
+    transactions = _connection_fails_once(recorder_of(app), monkeypatch, after_commit=True)
+    outcome = _log(app, account_id)
+    assert transactions == [1]  # found stored: not written again
+    positions = _positions(db, account_id)
+    assert (outcome.version, outcome.position) == (2, positions[-1])
+    assert len(positions) == 2  # opened, then one interaction
+    assert app.get_account(account_id).version == 2
+
+
+def test_a_write_whose_commit_failed_is_written_again(app, db, monkeypatch):
+    account_id = app.open_account(
+        CommandMeta("w"), name="Uncommitted", kind=AccountKind.GROUP
+    ).account_id
+    transactions = _connection_fails_once(recorder_of(app), monkeypatch, after_commit=False)
+    outcome = _log(app, account_id)
+    assert transactions == [1, 1]
+    assert (outcome.version, outcome.position) == (2, _positions(db, account_id)[-1])
+
+
+def test_after_a_failed_commit_only_the_writes_not_stored_go_again(app, db, monkeypatch):
+    recorder = recorder_of(app)
+    taken = _opening(app, "Taken again")
+    _group(recorder, (taken, CommandMeta("a")))
+    # Another first event for the same account: the version is taken.
+    rival = [replace(_opening(app, "Rival")[0], originator_id=taken[0].originator_id)]
+    transactions = _connection_fails_once(recorder, monkeypatch, after_commit=True)
+    ok, conflict = _group(
+        recorder, (_opening(app, "Stored"), CommandMeta("a")), (rival, CommandMeta("a"))
+    )
+    assert transactions == [2, 1]  # the conflicting write alone went again
+    assert ok.error is None
+    assert len(ok.positions) == 1
+    assert isinstance(conflict.error, IntegrityError)
+    assert conflict.positions == []
