@@ -235,3 +235,72 @@ def test_after_a_failed_commit_only_the_writes_not_stored_go_again(app, db, monk
     assert len(ok.positions) == 1
     assert isinstance(conflict.error, IntegrityError)
     assert conflict.positions == []
+
+
+def _racing(app, monkeypatch):
+    """Retries that each looked for their command's outcome before any of them
+    committed: the first lookup of each finds none."""
+    recorded_outcome = app.recorded_outcome
+    caller = threading.local()
+
+    def before_any_commit(command_id):
+        if not getattr(caller, "looked", False):
+            caller.looked = True
+            return None
+        return recorded_outcome(command_id)
+
+    monkeypatch.setattr(app, "recorded_outcome", before_any_commit)
+
+
+def _in_turn(work, count):
+    """``work`` in ``count`` threads one after another: what each returned or raised."""
+    answers: list[object] = []
+
+    def run():
+        try:
+            answers.append(work())
+        except Exception as error:  # noqa: BLE001 - the answer under test
+            answers.append(error)
+
+    for _ in range(count):
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    return answers
+
+
+def test_racing_retries_that_open_one_account_answer_as_the_first(app, monkeypatch):
+    meta = CommandMeta("clerk", command_id=uuid4(), idempotent=True)
+    account_id = uuid4()
+    _racing(app, monkeypatch)
+    first, *retries = _in_turn(
+        lambda: app.open_account(
+            meta, account_id=account_id, name="Raced", kind=AccountKind.GROUP
+        ),
+        3,
+    )
+    assert first.account_id == account_id
+    assert retries == [first, first]  # not AccountAlreadyExists
+    assert app.get_account(account_id).version == 1
+
+
+def test_racing_retries_with_an_expected_version_answer_as_the_first(app, monkeypatch):
+    account_id = app.open_account(
+        CommandMeta("clerk"), name="Raced version", kind=AccountKind.GROUP
+    ).account_id
+    meta = CommandMeta("clerk", command_id=uuid4(), idempotent=True)
+    _racing(app, monkeypatch)
+    first, *retries = _in_turn(
+        lambda: app.log_interaction(
+            meta,
+            account_id,
+            expected_version=1,
+            channel=Channel.CALL,
+            direction=Direction.OUTBOUND,
+            occurred_at=datetime.now(tz=UTC) - timedelta(minutes=1),
+        ),
+        3,
+    )
+    assert first.version == 2
+    assert retries == [first, first]  # not ConcurrencyConflict
+    assert app.get_account(account_id).version == 2
