@@ -54,14 +54,30 @@ def _serve(args: argparse.Namespace) -> int:
     }
     if settings.workers == 1:
         uvicorn.run(app, **options)
-    else:
-        # Each worker opens the database resolved here: the embedded server
-        # this process started, if it started one.
-        os.environ["DATABASE_URL"] = database_url
-        uvicorn.run(
+        return 0
+    # Each worker opens the database resolved here: the embedded server this
+    # process started, if it started one.
+    os.environ["DATABASE_URL"] = database_url
+    return _supervise(
+        uvicorn.Config(
             "api.app:app_from_env", factory=True, workers=settings.workers, **options
         )
-    return 0
+    )
+
+
+def _supervise(config: Any) -> int:
+    """uvicorn's supervisor of several workers, as ``uvicorn.run`` starts it,
+    with an exit status: when a worker fails to start, uvicorn stops every
+    worker and the parent, which then exits as ``uvicorn.run`` does for one
+    worker (3), not 0 as ``uvicorn.run`` does for several."""
+    from uvicorn.config import STARTUP_FAILURE  # noqa: PLC0415
+    from uvicorn.supervisors import Multiprocess  # noqa: PLC0415
+
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    with contextlib.suppress(KeyboardInterrupt):
+        supervisor.run()
+    failed = any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
+    return STARTUP_FAILURE if failed else 0
 
 
 def development_key_path() -> Path:

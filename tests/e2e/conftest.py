@@ -36,6 +36,8 @@ class Api:
         self.base_url = base_url
         self.pid = pid
         """The ``rapport serve`` process."""
+        self.returncode: int | None = None
+        """Its exit status, once stopped."""
         self.client = httpx.Client(base_url=base_url, timeout=30)
         self.app = app
         self._keys: dict[tuple[str, str, tuple[str, ...]], str] = {}
@@ -118,7 +120,7 @@ def serve(
         yield api
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        api.returncode = server.wait(timeout=30)
         api.client.close()
 
 

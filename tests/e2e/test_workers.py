@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+from psycopg.conninfo import make_conninfo
 
 OPEN = """
 mutation($name: String!) {
@@ -40,3 +45,23 @@ def test_two_workers_serve_one_store_and_each_sees_every_write(start_server, tmp
         for i, account_id in enumerate(opened):
             body = server.graphql(ACCOUNT, {"id": account_id})
             assert body == {"data": {"account": {"name": f"Worker {i}", "version": 1}}}
+    assert server.returncode == 0  # stopped, not failed
+
+
+def test_workers_that_fail_to_start_make_serve_exit_with_an_error(database_url, tmp_path):
+    env = os.environ | {
+        "DATABASE_URL": make_conninfo(database_url, dbname="rapport_no_such_database"),
+        "RAPPORT_WORKERS": "2",
+        "RAPPORT_PORT": "0",
+    }
+    with (tmp_path / "failing.log").open("wb") as log:
+        serve = subprocess.run(
+            [sys.executable, "-m", "api.cli", "serve", "--log-level", "warning"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+            check=False,
+        )
+    # uvicorn's STARTUP_FAILURE, as one worker's failure exits.
+    assert serve.returncode == 3, (tmp_path / "failing.log").read_text()
