@@ -92,7 +92,8 @@ def eventsourcing_env(url: str, *, create_tables: bool = True) -> dict[str, str]
         "POSTGRES_POOL_SIZE": os.environ.get("RAPPORT_POOL_SIZE", "5"),
         "POSTGRES_MAX_OVERFLOW": os.environ.get("RAPPORT_POOL_OVERFLOW", "10"),
         "POSTGRES_LOCK_TIMEOUT": "10",
-        # Commands start from a cached account brought up to date with the
-        # events after its version (one query), not from a replay.
+        # Commands start from a cached account, not from a replay
+        # (Accounts._change_cached); reads bring it up to date with the events
+        # after its version (one query).
         "AGGREGATE_CACHE_MAXSIZE": os.environ.get("RAPPORT_AGGREGATE_CACHE", "1000"),
     }
