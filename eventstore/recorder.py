@@ -297,14 +297,6 @@ class RapportRecorder(PostgresApplicationRecorder):
         self.webhooks_table = SQL("{schema}.{webhooks}").format(**names)
         self.commands_table = SQL("{schema}.{commands}").format(**names)
         self.commands_key = f"{events_table_name}_commands_pkey"
-        self.insert_commands = rendered(
-            SQL(
-                "INSERT INTO {schema}.{commands}"
-                " (command_id, account_id, version, position, created_id)"
-                " SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::bigint[],"
-                " %s::bigint[], %s::uuid[])"
-            ).format(**names)
-        )
         # After a failed COMMIT: which of a group's events are stored, as what.
         self.select_stored = rendered(
             SQL(
@@ -351,23 +343,38 @@ class RapportRecorder(PostgresApplicationRecorder):
             " (SELECT hash FROM {schema}.{table} ORDER BY notification_id DESC LIMIT 1)"
             " AS hash FROM {schema}.{table}"
         ).format(**names)
-        self.insert_with_metadata = rendered(
+        insert_events = SQL(
+            # The columns the app role may write, in APP_WRITTEN_COLUMNS order.
+            "INSERT INTO {schema}.{table} ({columns})"
+            " SELECT e.originator_id, e.originator_version, e.topic, e.state,"
+            " e.event_id,"
+            " (convert_from(e.state, 'UTF8')::jsonb #>> '{{timestamp,_data_}}')"
+            "::timestamptz,"
+            " e.actor, e.correlation_id, e.causation_id, e.command_id"
+            " FROM unnest(%(originator_ids)s::uuid[], %(versions)s::bigint[],"
+            " %(topics)s::text[], %(states)s::bytea[], %(event_ids)s::uuid[],"
+            " %(actors)s::text[], %(correlation_ids)s::uuid[],"
+            " %(causation_ids)s::uuid[], %(command_ids)s::uuid[])"
+            " AS e(originator_id, originator_version, topic, state, event_id,"
+            " actor, correlation_id, causation_id, command_id)"
+            " RETURNING notification_id, originator_id, originator_version"
+        ).format(columns=SQL(", ").join(map(Identifier, APP_WRITTEN_COLUMNS)), **names)
+        # The events, and the outcomes of the commands the client gave an id
+        # (at their last event's position), in one statement.
+        self.insert_writes = rendered(
             SQL(
-                # The columns the app role may write, in APP_WRITTEN_COLUMNS order.
-                "INSERT INTO {schema}.{table} ({columns})"
-                " SELECT e.originator_id, e.originator_version, e.topic, e.state,"
-                " e.event_id,"
-                " (convert_from(e.state, 'UTF8')::jsonb #>> '{{timestamp,_data_}}')"
-                "::timestamptz,"
-                " e.actor, e.correlation_id, e.causation_id, e.command_id"
-                " FROM unnest(%(originator_ids)s::uuid[], %(versions)s::bigint[],"
-                " %(topics)s::text[], %(states)s::bytea[], %(event_ids)s::uuid[],"
-                " %(actors)s::text[], %(correlation_ids)s::uuid[],"
-                " %(causation_ids)s::uuid[], %(command_ids)s::uuid[])"
-                " AS e(originator_id, originator_version, topic, state, event_id,"
-                " actor, correlation_id, causation_id, command_id)"
-                " RETURNING notification_id, originator_id, originator_version"
-            ).format(columns=SQL(", ").join(map(Identifier, APP_WRITTEN_COLUMNS)), **names)
+                "WITH inserted AS ({insert}), recorded AS ("
+                "INSERT INTO {schema}.{commands}"
+                " (command_id, account_id, version, position, created_id)"
+                " SELECT c.command_id, c.account_id, c.version, i.notification_id,"
+                " c.created_id FROM unnest(%(recorded_ids)s::uuid[],"
+                " %(recorded_accounts)s::uuid[], %(recorded_versions)s::bigint[],"
+                " %(recorded_created_ids)s::uuid[])"
+                " AS c(command_id, account_id, version, created_id)"
+                " JOIN inserted i ON i.originator_id = c.account_id"
+                " AND i.originator_version = c.version)"
+                " SELECT notification_id, originator_id, originator_version FROM inserted"
+            ).format(insert=insert_events, **names)
         )
         self.select_recorded = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state,"
@@ -538,21 +545,33 @@ class RapportRecorder(PostgresApplicationRecorder):
         return unstored
 
     def _insert_group(self, group: list[_Write]) -> None:
-        """One transaction for the group: all its writes in one statement, or,
-        when that fails on a constraint, each write in a savepoint of its own so
-        that only the writes at fault fail."""
+        """One transaction for the group, its writes in one statement, sent
+        in a pipeline: two round trips in all. When a constraint fails, it is
+        rolled back, and the writes go again, each in a savepoint of its own,
+        so that only the writes at fault fail."""
+        try:
+            with (
+                self.datastore.get_connection() as conn,
+                conn.pipeline(),
+                conn.transaction(),
+            ):
+                curs = conn.cursor()
+                for statement in self._lock_and_notify:
+                    curs.execute(statement, prepare=True)
+                self._insert_writes(curs, group)
+        except IntegrityError as error:  # the datastore's, from psycopg's
+            for write in group:
+                write.positions = []
+            cause = error.__cause__
+            if len(group) == 1 and isinstance(cause, psycopg.IntegrityError):
+                group[0].error = self._refusal(group[0], cause)
+            else:
+                self._insert_each(group)
+
+    def _insert_each(self, group: list[_Write]) -> None:
         with self.datastore.transaction(commit=True) as curs:
             for statement in self._lock_and_notify:
                 curs.execute(statement, prepare=True)
-            if len(group) > 1:
-                try:
-                    with curs.connection.transaction():  # a savepoint
-                        self._insert_writes(curs, group)
-                except psycopg.IntegrityError:
-                    for write in group:
-                        write.positions = []
-                else:
-                    return
             for write in group:
                 try:
                     with curs.connection.transaction():  # a savepoint
@@ -572,8 +591,22 @@ class RapportRecorder(PostgresApplicationRecorder):
 
     def _insert_writes(self, curs: Cursor[DictRow], writes: Sequence[_Write]) -> None:
         """Insert the events of ``writes`` in one statement, each write's in its
-        order; give each write its positions and record its command's outcome."""
-        curs.execute(self.insert_with_metadata, _insert_params(writes), prepare=True)
+        order, with the outcomes of its commands; give each write its positions."""
+        params: dict[str, list[Any]] = _insert_params(writes) | {
+            "recorded_ids": [],
+            "recorded_accounts": [],
+            "recorded_versions": [],
+            "recorded_created_ids": [],
+        }
+        for write in writes:
+            meta = write.kwargs.get("meta")
+            if getattr(meta, "idempotent", False):
+                last = write.stored_events[-1]
+                params["recorded_ids"].append(meta.command_id)  # type: ignore[union-attr]
+                params["recorded_accounts"].append(last.originator_id)
+                params["recorded_versions"].append(last.originator_version)
+                params["recorded_created_ids"].append(write.kwargs.get("created_id"))
+        curs.execute(self.insert_writes, params, prepare=True)
         positions = {
             (str(row["originator_id"]), row["originator_version"]): row["notification_id"]
             for row in curs.fetchall()
@@ -583,22 +616,6 @@ class RapportRecorder(PostgresApplicationRecorder):
                 positions[str(e.originator_id), e.originator_version]
                 for e in write.stored_events
             ]
-        commands = [w for w in writes if getattr(w.kwargs.get("meta"), "idempotent", False)]
-        if commands:
-            self._record_commands(curs, commands)
-
-    def _record_commands(self, curs: Cursor[DictRow], writes: Sequence[_Write]) -> None:
-        """The outcomes of commands the client gave an id, beside their events."""
-        curs.execute(
-            self.insert_commands,
-            (
-                [write.kwargs["meta"].command_id for write in writes],
-                [write.stored_events[-1].originator_id for write in writes],
-                [write.stored_events[-1].originator_version for write in writes],
-                [write.positions[-1] for write in writes],
-                [write.kwargs.get("created_id") for write in writes],
-            ),
-        )
 
     def command_outcome(
         self, command_id: UUID
