@@ -516,7 +516,11 @@ class RapportRecorder(PostgresApplicationRecorder):
         stored with its very bytes (its moment and sealed values are its own),
         gets its positions."""
         events = [e for write in writes for e in write.stored_events]
-        with self.datastore.get_connection() as conn, conn.cursor(binary=True) as curs:
+        # Under the writers' lock: a COMMIT still under way when the connection
+        # failed holds it until it is done, and its rows are then seen.
+        with self.datastore.transaction(commit=False) as curs:
+            for statement in self.lock_table_statements:
+                curs.execute(statement, prepare=True)
             curs.execute(
                 self.select_stored,
                 (

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import psycopg
 from eventsourcing.persistence import IntegrityError, OperationalError
+from psycopg.rows import dict_row
 
 from domain.account import Account
 from domain.application import CommandMeta
@@ -304,3 +307,48 @@ def test_racing_retries_with_an_expected_version_answer_as_the_first(app, monkey
     assert first.version == 2
     assert retries == [first, first]  # not ConcurrencyConflict
     assert app.get_account(account_id).version == 2
+
+
+def test_a_commit_still_under_way_when_the_connection_failed_is_waited_for(
+    app, db, database_url, monkeypatch
+):
+    """The connection fails while the server is still committing the group (a
+    slow COMMIT): the retry's look at the table waits for it, and finds it."""
+    recorder = recorder_of(app)
+    account_id = app.open_account(
+        CommandMeta("w"), name="Slow commit", kind=AccountKind.GROUP
+    ).account_id
+    under_way = threading.Event()
+
+    def commit_slowly(group):
+        # The group's own transaction, on a connection of its own.
+        with (
+            psycopg.connect(database_url, row_factory=dict_row) as conn,
+            conn.transaction(),
+        ):
+            cur = conn.cursor()
+            for statement in recorder._lock_and_notify:  # noqa: SLF001
+                cur.execute(statement)
+            writes = [_Write(w.stored_events, w.kwargs) for w in group]
+            recorder._insert_writes(cur, writes)  # noqa: SLF001
+            under_way.set()
+            time.sleep(0.5)  # still committing when the client gives up
+
+    transactions: list[int] = []
+    insert_group = recorder._insert_group  # noqa: SLF001 - failing its transaction
+
+    def failing(group):
+        transactions.append(len(group))
+        if len(transactions) > 1:
+            return insert_group(group)
+        threading.Thread(target=commit_slowly, args=(group,)).start()
+        under_way.wait()
+        msg = "server closed the connection unexpectedly"
+        raise OperationalError(msg)
+
+    monkeypatch.setattr(recorder, "_insert_group", failing)
+    monkeypatch.setattr("eventstore.recorder.GROUP_RETRY_WAIT", 0)
+    outcome = _log(app, account_id)
+    assert transactions == [1]  # found once committed: not written again
+    positions = _positions(db, account_id)
+    assert (outcome.version, outcome.position, len(positions)) == (2, positions[-1], 2)
