@@ -31,9 +31,12 @@ UUID_HEX_DIGITS = 32
 
 
 def _uuid(data: str) -> UUID:
-    """What ``UUIDAsHex`` decodes, built directly when it is the 32 digits
-    ``UUID.hex`` wrote; anything else goes through ``UUID()``'s checks."""
-    return uuid_of_hex(data) if len(data) == UUID_HEX_DIGITS else UUID(data)
+    """What ``UUIDAsHex`` decodes, built directly when it is 32 ASCII letters
+    and digits, as ``UUID.hex`` writes (``int()`` refuses any that is not a
+    hex digit); anything else, a sign or a separator, goes through ``UUID()``."""
+    if len(data) == UUID_HEX_DIGITS and data.isascii() and data.isalnum():
+        return uuid_of_hex(data)
+    return UUID(data)
 
 
 # eventsourcing's own transcodings, and the function that decodes the same.

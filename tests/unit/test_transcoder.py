@@ -92,7 +92,11 @@ def test_each_value_reads_back_as_eventsourcing_reads_it(value):
 
 @pytest.mark.parametrize(
     "data",
-    ["12345678-1234-5678-1234-567812345678", "{12345678123456781234567812345678}"],
+    [
+        "12345678-1234-5678-1234-567812345678",
+        "{12345678123456781234567812345678}",
+        "\u0663" * 32,  # another script's digits, which UUID() takes
+    ],
 )
 def test_uuid_digits_in_another_form_go_through_uuids_own_parser(data):
     plain, store = _transcoders()
@@ -102,7 +106,8 @@ def test_uuid_digits_in_another_form_go_through_uuids_own_parser(data):
 
 def test_uuid_digits_that_are_not_a_uuid_are_refused_as_uuid_refuses_them():
     _, store = _transcoders()
-    for data in ("z" * 32, "abc"):
+    # int() would take a sign or underscores: UUID() does not.
+    for data in ("z" * 32, "abc", "-" + "0" * 31, "-" + "f" * 31, "0_" * 16):
         encoded = json.dumps({"_type_": "uuid_hex", "_data_": data}).encode()
         with pytest.raises(ValueError):  # noqa: PT011 - UUID()'s and int()'s own
             store.decode(encoded)
