@@ -108,8 +108,10 @@ class AccountKeys:
     erased: bool
     """The account was erased: so is every subject of it, with or without a key."""
 
-    def state(self, subject_id: UUID) -> KeyState:
-        return self.subjects.get(subject_id.int) or (ERASED if self.erased else NO_KEY)
+    def state(self, subject_id: UUID) -> KeyState | None:
+        """The subject's key; ``None`` if it was not there when read."""
+        state = self.subjects.get(subject_id.int)
+        return ERASED if state is None and self.erased else state
 
 
 class SubjectKeys:
@@ -153,9 +155,18 @@ class SubjectKeys:
         """The subject's key (none if it has none or was erased, with the
         whole account or alone)."""
         keys = self._cache.get(account_id.int)
-        if keys is None or time.monotonic() - keys.fetched >= KEY_CACHE_SECONDS:
-            keys = self._fetch([account_id])[account_id.int]
-        return keys.state(subject_id)
+        if keys is not None and time.monotonic() - keys.fetched < KEY_CACHE_SECONDS:
+            state = keys.state(subject_id)
+            if state is not None:
+                return state
+        # Not cached, or a subject with no key when the account's were read:
+        # another process may have made it since (a contact added there).
+        keys = self._fetch([account_id])[account_id.int]
+        state = keys.state(subject_id)
+        if state is None:
+            # None yet: kept as such, as a subject with a key is, for a while.
+            state = keys.subjects.setdefault(subject_id.int, NO_KEY)
+        return state
 
     def prefetch(self, account_ids: Iterable[UUID]) -> None:
         """Read the keys of these accounts that are not cached, in one query."""

@@ -88,3 +88,28 @@ def test_an_erased_account_reads_every_subject_as_erased(app):
     app.erase_personal_data(CommandMeta("dpo"), account_id, reason="asked")
     assert keys.state(account_id, contact_id) == ERASED
     assert keys.state(account_id, uuid4()) == ERASED  # a subject with no key too
+
+
+def test_a_subject_keyed_in_another_process_since_its_account_was_read_opens(
+    empty_database_url,
+):
+    """This process read the account's keys; another then added a contact
+    (and its key): the contact's values open here, not as erased."""
+    here, _ = open_store(empty_database_url)
+    there, _ = open_store(empty_database_url)
+    try:
+        account_id = there.open_account(
+            CLERK, name="Keyed there", kind=AccountKind.GROUP
+        ).account_id
+        assert here.get_account(account_id).name == "Keyed there"  # its keys read
+        contact_id = there.add_contact(
+            CLERK, account_id, name="Ann Lee", email="ann@x.example"
+        ).created_id
+        contact = here.get_account(account_id).contacts[contact_id]
+        assert (contact.name, contact.email) == ("Ann Lee", "ann@x.example")
+        stored = [r.stored for r in here.recorder.account_events(account_id)]
+        added = sealing_mapper(here).to_domain_events(stored)[-1]
+        assert (added.name, added.email) == ("Ann Lee", "ann@x.example")
+    finally:
+        here.close()
+        there.close()
