@@ -29,9 +29,9 @@ def two_processes(empty_database_url) -> Iterator[tuple[Accounts, Accounts]]:
         there.close()
 
 
-def _log(app, account_id, summary, **kwargs):
+def _log(app, account_id, summary="", meta=CLERK, **kwargs):
     return app.log_interaction(
-        CLERK,
+        meta,
         account_id,
         channel=Channel.CALL,
         direction=Direction.OUTBOUND,
@@ -136,33 +136,25 @@ def _only_anns(account):
 ANNS = CommandMeta("ann", authorize=_only_anns)
 
 
-def test_access_is_judged_on_the_stored_account(two_processes):
-    here, there = two_processes
+def _handed_over(here, there, *, first, then):
+    """An account ``here`` keeps as ``first``'s, which ``there`` gave to ``then``."""
     account_id = here.open_account(
-        CLERK, name="Managed", kind=AccountKind.GROUP, manager="ann"
+        CLERK, name=f"From {first} to {then}", kind=AccountKind.GROUP, manager=first
     ).account_id
     here.get_account(account_id)
-    there.assign_manager(CLERK, account_id, manager="bob", reason="moved")
+    there.assign_manager(CLERK, account_id, manager=then, reason="handed over")
+    return account_id
+
+
+def test_access_is_judged_on_the_stored_account(two_processes):
+    here, there = two_processes
+    account_id = _handed_over(here, there, first="ann", then="bob")
     with pytest.raises(AccountNotFound):  # here's cache still says ann's
-        _log_as(here, ANNS, account_id)
+        _log(here, account_id, meta=ANNS)
     assert there.get_account(account_id).version == 3  # nothing written
 
 
 def test_access_refused_on_the_cached_account_is_judged_again(two_processes):
     here, there = two_processes
-    account_id = here.open_account(
-        CLERK, name="Handed over", kind=AccountKind.GROUP, manager="bob"
-    ).account_id
-    here.get_account(account_id)
-    there.assign_manager(CLERK, account_id, manager="ann", reason="handed over")
-    assert _log_as(here, ANNS, account_id).version == 4  # here's cache says bob's
-
-
-def _log_as(app, meta, account_id):
-    return app.log_interaction(
-        meta,
-        account_id,
-        channel=Channel.CALL,
-        direction=Direction.OUTBOUND,
-        occurred_at=datetime.now(tz=UTC) - timedelta(minutes=1),
-    )
+    account_id = _handed_over(here, there, first="bob", then="ann")
+    assert _log(here, account_id, meta=ANNS).version == 4  # here's cache says bob's
