@@ -151,22 +151,26 @@ class SubjectKeys:
         self.forget(account_id)
         return self.state(account_id, subject_id)
 
-    def state(self, account_id: UUID, subject_id: UUID) -> KeyState:
+    def state(
+        self, account_id: UUID, subject_id: UUID, *, sealed: bool = False
+    ) -> KeyState:
         """The subject's key (none if it has none or was erased, with the
-        whole account or alone)."""
+        whole account or alone).
+
+        ``sealed``: asked to open a sealed value, whose key was committed
+        before it. A subject missing from the account's cached keys then means
+        another process made its key since (a contact added there), and the
+        account's keys are read again.
+        """
         keys = self._cache.get(account_id.int)
-        if keys is not None and time.monotonic() - keys.fetched < KEY_CACHE_SECONDS:
-            state = keys.state(subject_id)
-            if state is not None:
-                return state
-        # Not cached, or a subject with no key when the account's were read:
-        # another process may have made it since (a contact added there).
-        keys = self._fetch([account_id])[account_id.int]
-        state = keys.state(subject_id)
-        if state is None:
-            # None yet: kept as such, as a subject with a key is, for a while.
-            state = keys.subjects.setdefault(subject_id.int, NO_KEY)
-        return state
+        state = None if keys is None else keys.state(subject_id)
+        if (
+            keys is None
+            or time.monotonic() - keys.fetched >= KEY_CACHE_SECONDS
+            or (sealed and state is None)
+        ):
+            state = self._fetch([account_id])[account_id.int].state(subject_id)
+        return state or NO_KEY
 
     def prefetch(self, account_ids: Iterable[UUID]) -> None:
         """Read the keys of these accounts that are not cached, in one query."""
@@ -302,7 +306,8 @@ class SealingMapper(Mapper[UUID]):
 
     def _open(self, account_id: UUID, value: Any, subject: UUID) -> Any:
         if isinstance(value, Sealed):
-            state = self._subject_keys().state(account_id, value.subject)
+            keys = self._subject_keys()
+            state = keys.state(account_id, value.subject, sealed=True)
             if state.cipher is None:
                 return value.erased
             nonce, data = value.data[:NONCE_BYTES], value.data[NONCE_BYTES:]

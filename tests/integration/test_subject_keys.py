@@ -113,3 +113,35 @@ def test_a_subject_keyed_in_another_process_since_its_account_was_read_opens(
     finally:
         here.close()
         there.close()
+
+
+def test_a_subject_without_a_key_is_not_read_again_and_again(app, monkeypatch):
+    """Values stored before sealing ask whether their subject was erased: a
+    subject with no key is answered from the account's cached keys."""
+    account_id = app.open_account(CLERK, name="Keyless", kind=AccountKind.GROUP).account_id
+    keys = sealing_mapper(app).keys
+    assert keys is not None
+    keys.state(account_id, account_id)
+    reads = _counting(keys, monkeypatch)
+    for _ in range(5):
+        for subject in (uuid4(), uuid4()):
+            assert keys.state(account_id, subject).cipher is None
+    assert reads == []
+
+
+def test_a_subject_looked_up_before_its_key_was_made_elsewhere_opens(empty_database_url):
+    here, _ = open_store(empty_database_url)
+    there, _ = open_store(empty_database_url)
+    try:
+        account_id = there.open_account(
+            CLERK, name="Asked early", kind=AccountKind.GROUP
+        ).account_id
+        contact_id = uuid4()
+        keys = sealing_mapper(here).keys
+        assert keys is not None
+        assert keys.state(account_id, contact_id).cipher is None  # no key yet
+        there.add_contact(CLERK, account_id, contact_id=contact_id, name="Ann Lee")
+        assert here.get_account(account_id).contacts[contact_id].name == "Ann Lee"
+    finally:
+        here.close()
+        there.close()

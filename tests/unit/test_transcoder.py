@@ -106,7 +106,7 @@ def test_uuid_digits_in_another_form_go_through_uuids_own_parser(data):
 
 def test_uuid_digits_that_are_not_a_uuid_are_refused_as_uuid_refuses_them():
     _, store = _transcoders()
-    # int() would take a sign or underscores: UUID() does not.
+    # Strings int() alone might take: UUID() refuses these, as before.
     for data in ("z" * 32, "abc", "-" + "0" * 31, "-" + "f" * 31, "0_" * 16):
         encoded = json.dumps({"_type_": "uuid_hex", "_data_": data}).encode()
         with pytest.raises(ValueError):  # noqa: PT011 - UUID()'s and int()'s own
