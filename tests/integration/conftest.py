@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 from uuid import uuid4
@@ -14,8 +14,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.auth import Principal, Role
 from api.context import Context
+from api.runtime import open_store
 from api.schema import schema
 from api.settings import Settings
+from domain.application import Accounts
 
 
 class CountingPool:
@@ -56,3 +58,15 @@ def counted_query(database_url: str) -> Callable[[str, dict[str, Any]], tuple[An
         return asyncio.run(run())
 
     return execute
+
+
+@pytest.fixture
+def two_processes(empty_database_url: str) -> Iterator[tuple[Accounts, Accounts]]:
+    """Two stores on one database, each with its own caches, as two processes."""
+    here, _ = open_store(empty_database_url)
+    there, _ = open_store(empty_database_url)
+    try:
+        yield here, there
+    finally:
+        here.close()
+        there.close()

@@ -4,29 +4,15 @@ again on the stored account."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from api.runtime import open_store
-from domain.application import Accounts, CommandMeta
+from domain.application import CommandMeta
 from domain.errors import AccountNotFound, ConcurrencyConflict, ContactNotFound
 from domain.values import AccountKind, Channel, Direction, Tier
 
 CLERK = CommandMeta("clerk")
-
-
-@pytest.fixture
-def two_processes(empty_database_url) -> Iterator[tuple[Accounts, Accounts]]:
-    """Two stores on one database, each with its own cache, as two processes."""
-    here, _ = open_store(empty_database_url)
-    there, _ = open_store(empty_database_url)
-    try:
-        yield here, there
-    finally:
-        here.close()
-        there.close()
 
 
 def _log(app, account_id, summary="", meta=CLERK, **kwargs):

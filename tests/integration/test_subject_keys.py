@@ -91,28 +91,23 @@ def test_an_erased_account_reads_every_subject_as_erased(app):
 
 
 def test_a_subject_keyed_in_another_process_since_its_account_was_read_opens(
-    empty_database_url,
+    two_processes,
 ):
     """This process read the account's keys; another then added a contact
     (and its key): the contact's values open here, not as erased."""
-    here, _ = open_store(empty_database_url)
-    there, _ = open_store(empty_database_url)
-    try:
-        account_id = there.open_account(
-            CLERK, name="Keyed there", kind=AccountKind.GROUP
-        ).account_id
-        assert here.get_account(account_id).name == "Keyed there"  # its keys read
-        contact_id = there.add_contact(
-            CLERK, account_id, name="Ann Lee", email="ann@x.example"
-        ).created_id
-        contact = here.get_account(account_id).contacts[contact_id]
-        assert (contact.name, contact.email) == ("Ann Lee", "ann@x.example")
-        stored = [r.stored for r in here.recorder.account_events(account_id)]
-        added = sealing_mapper(here).to_domain_events(stored)[-1]
-        assert (added.name, added.email) == ("Ann Lee", "ann@x.example")
-    finally:
-        here.close()
-        there.close()
+    here, there = two_processes
+    account_id = there.open_account(
+        CLERK, name="Keyed there", kind=AccountKind.GROUP
+    ).account_id
+    assert here.get_account(account_id).name == "Keyed there"  # its keys read
+    contact_id = there.add_contact(
+        CLERK, account_id, name="Ann Lee", email="ann@x.example"
+    ).created_id
+    contact = here.get_account(account_id).contacts[contact_id]
+    assert (contact.name, contact.email) == ("Ann Lee", "ann@x.example")
+    stored = [r.stored for r in here.recorder.account_events(account_id)]
+    added = sealing_mapper(here).to_domain_events(stored)[-1]
+    assert (added.name, added.email) == ("Ann Lee", "ann@x.example")
 
 
 def test_a_subject_without_a_key_is_not_read_again_and_again(app, monkeypatch):
@@ -129,19 +124,14 @@ def test_a_subject_without_a_key_is_not_read_again_and_again(app, monkeypatch):
     assert reads == []
 
 
-def test_a_subject_looked_up_before_its_key_was_made_elsewhere_opens(empty_database_url):
-    here, _ = open_store(empty_database_url)
-    there, _ = open_store(empty_database_url)
-    try:
-        account_id = there.open_account(
-            CLERK, name="Asked early", kind=AccountKind.GROUP
-        ).account_id
-        contact_id = uuid4()
-        keys = sealing_mapper(here).keys
-        assert keys is not None
-        assert keys.state(account_id, contact_id).cipher is None  # no key yet
-        there.add_contact(CLERK, account_id, contact_id=contact_id, name="Ann Lee")
-        assert here.get_account(account_id).contacts[contact_id].name == "Ann Lee"
-    finally:
-        here.close()
-        there.close()
+def test_a_subject_looked_up_before_its_key_was_made_elsewhere_opens(two_processes):
+    here, there = two_processes
+    account_id = there.open_account(
+        CLERK, name="Asked early", kind=AccountKind.GROUP
+    ).account_id
+    contact_id = uuid4()
+    keys = sealing_mapper(here).keys
+    assert keys is not None
+    assert keys.state(account_id, contact_id).cipher is None  # no key yet
+    there.add_contact(CLERK, account_id, contact_id=contact_id, name="Ann Lee")
+    assert here.get_account(account_id).contacts[contact_id].name == "Ann Lee"
