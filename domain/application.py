@@ -912,8 +912,9 @@ class Accounts(Application[UUID]):
 
     def _remember(self, account: Account) -> None:
         """Cache the account a command just saved: it is the committed state at
-        its version, so the next command's fast-forward finds nothing to read
-        and decode. The command's copy is not used again after its save."""
+        its version, so the next command starts from it (``_change_cached``),
+        and a read's fast-forward finds nothing to read and decode. The
+        command's copy is not used again after its save."""
         cache = self.repository.cache
         if cache is not None:
             with self._get_locks[hash(account.id) % len(self._get_locks)]:
