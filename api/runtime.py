@@ -166,6 +166,7 @@ def grant_least_privilege(app: Accounts, projections: Projections, role: str) ->
         SQL("GRANT SELECT, INSERT ON {} TO {}").format(recorder.deliveries_table, who),
         SQL("GRANT SELECT, INSERT ON {} TO {}").format(recorder.commands_table, who),
         SQL("GRANT EXECUTE ON FUNCTION {}() TO {}").format(recorder.lock_function, who),
+        SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(recorder.append_function, who),
         SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
             SQL(", ").join(view_tables), who
         ),

@@ -156,6 +156,9 @@ class RapportRecorder(PostgresApplicationRecorder):
             "digest": Identifier(f"{events_table_name}_digest"),
             "chain": Identifier(f"{events_table_name}_chain"),
             "lock": Identifier(f"{events_table_name}_lock"),
+            "append": Identifier(f"{events_table_name}_append"),
+            "channel": Literal(self.channel_name),
+            "columns": SQL(", ").join(map(Identifier, APP_WRITTEN_COLUMNS)),
             "keys": Identifier(keys_table_name(events_table_name)),
             "relayed": Identifier(f"{events_table_name}_relayed"),
             "webhooks": Identifier(f"{events_table_name}_webhooks"),
@@ -225,6 +228,45 @@ class RapportRecorder(PostgresApplicationRecorder):
                 " LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
                 " AS $$ LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE $$",
                 "REVOKE ALL ON FUNCTION {schema}.{lock}() FROM PUBLIC",
+                # A write of the command path (``_insert_writes``): the lock,
+                # the notification, the events in their order, and the outcomes
+                # of the commands the client gave an id (at their last event's
+                # position). In autocommit, a call is one transaction and one
+                # round trip. The caller's rights apply (no SECURITY DEFINER).
+                "CREATE OR REPLACE FUNCTION {schema}.{append}(lock_timeout text,"
+                " originator_ids uuid[], versions bigint[], topics text[],"
+                " states bytea[], event_ids uuid[], actors text[],"
+                " correlation_ids uuid[], causation_ids uuid[], command_ids uuid[],"
+                " recorded_ids uuid[], recorded_accounts uuid[],"
+                " recorded_versions bigint[], recorded_created_ids uuid[])"
+                " RETURNS TABLE (notified bigint, account uuid, account_version bigint)"
+                " LANGUAGE plpgsql AS $$ BEGIN"
+                " PERFORM pg_catalog.set_config('lock_timeout', lock_timeout, true);"
+                " PERFORM {schema}.{lock}();"
+                " PERFORM pg_catalog.pg_notify({channel}, '');"
+                " RETURN QUERY WITH inserted AS ("
+                " INSERT INTO {schema}.{table} AS t ({columns})"
+                " SELECT e.originator_id, e.originator_version, e.topic, e.state,"
+                " e.event_id, (convert_from(e.state, 'UTF8')::jsonb"
+                " #>> '{{timestamp,_data_}}')::timestamptz,"
+                " e.actor, e.correlation_id, e.causation_id, e.command_id"
+                " FROM unnest(originator_ids, versions, topics, states, event_ids,"
+                " actors, correlation_ids, causation_ids, command_ids)"
+                " AS e(originator_id, originator_version, topic, state, event_id,"
+                " actor, correlation_id, causation_id, command_id)"
+                " RETURNING t.notification_id, t.originator_id, t.originator_version"
+                "), recorded AS ("
+                " INSERT INTO {schema}.{commands}"
+                " (command_id, account_id, version, position, created_id)"
+                " SELECT c.command_id, c.account_id, c.version, i.notification_id,"
+                " c.created_id FROM unnest(recorded_ids, recorded_accounts,"
+                " recorded_versions, recorded_created_ids)"
+                " AS c(command_id, account_id, version, created_id)"
+                " JOIN inserted i ON i.originator_id = c.account_id"
+                " AND i.originator_version = c.version)"
+                " SELECT i.notification_id, i.originator_id, i.originator_version"
+                " FROM inserted i; END $$",
+                "REVOKE ALL ON FUNCTION {schema}.{append} FROM PUBLIC",
                 # Personal data is sealed with one key per subject (see
                 # eventstore.sealing); a null key is a destroyed one.
                 "CREATE TABLE IF NOT EXISTS {schema}.{keys} ("
@@ -315,15 +357,7 @@ class RapportRecorder(PostgresApplicationRecorder):
             SQL("SELECT {}()").format(self.lock_function),
         ]
         self.lock_table_statements = list(lock_table_statements)
-        # The write path's statements, rendered once: psycopg renders a
-        # composed statement on every execution, and caches a rendered one.
-        self._lock_and_notify = [
-            rendered(statement)
-            for statement in (
-                *lock_table_statements,
-                SQL("NOTIFY {}").format(Identifier(self.channel_name)),
-            )
-        ]
+        self.append_function = SQL("{schema}.{append}").format(**names)
         self._select_events_queries: dict[tuple[bool, bool, bool, bool], bytes] = {}
         self.select_first_break = SQL(
             "SELECT notification_id, originator_id, originator_version,"
@@ -343,38 +377,18 @@ class RapportRecorder(PostgresApplicationRecorder):
             " (SELECT hash FROM {schema}.{table} ORDER BY notification_id DESC LIMIT 1)"
             " AS hash FROM {schema}.{table}"
         ).format(**names)
-        insert_events = SQL(
-            # The columns the app role may write, in APP_WRITTEN_COLUMNS order.
-            "INSERT INTO {schema}.{table} ({columns})"
-            " SELECT e.originator_id, e.originator_version, e.topic, e.state,"
-            " e.event_id,"
-            " (convert_from(e.state, 'UTF8')::jsonb #>> '{{timestamp,_data_}}')"
-            "::timestamptz,"
-            " e.actor, e.correlation_id, e.causation_id, e.command_id"
-            " FROM unnest(%(originator_ids)s::uuid[], %(versions)s::bigint[],"
-            " %(topics)s::text[], %(states)s::bytea[], %(event_ids)s::uuid[],"
-            " %(actors)s::text[], %(correlation_ids)s::uuid[],"
-            " %(causation_ids)s::uuid[], %(command_ids)s::uuid[])"
-            " AS e(originator_id, originator_version, topic, state, event_id,"
-            " actor, correlation_id, causation_id, command_id)"
-            " RETURNING notification_id, originator_id, originator_version"
-        ).format(columns=SQL(", ").join(map(Identifier, APP_WRITTEN_COLUMNS)), **names)
-        # The events, and the outcomes of the commands the client gave an id
-        # (at their last event's position), in one statement.
-        self.insert_writes = rendered(
+        # A group's write, in one call: its own transaction when the
+        # connection is in autocommit, one round trip (``append_function``).
+        self.append_writes = rendered(
             SQL(
-                "WITH inserted AS ({insert}), recorded AS ("
-                "INSERT INTO {schema}.{commands}"
-                " (command_id, account_id, version, position, created_id)"
-                " SELECT c.command_id, c.account_id, c.version, i.notification_id,"
-                " c.created_id FROM unnest(%(recorded_ids)s::uuid[],"
-                " %(recorded_accounts)s::uuid[], %(recorded_versions)s::bigint[],"
-                " %(recorded_created_ids)s::uuid[])"
-                " AS c(command_id, account_id, version, created_id)"
-                " JOIN inserted i ON i.originator_id = c.account_id"
-                " AND i.originator_version = c.version)"
-                " SELECT notification_id, originator_id, originator_version FROM inserted"
-            ).format(insert=insert_events, **names)
+                "SELECT notified, account, account_version FROM {schema}.{append}("
+                "%(lock_timeout)s, %(originator_ids)s::uuid[], %(versions)s::bigint[],"
+                " %(topics)s::text[], %(states)s::bytea[], %(event_ids)s::uuid[],"
+                " %(actors)s::text[], %(correlation_ids)s::uuid[],"
+                " %(causation_ids)s::uuid[], %(command_ids)s::uuid[],"
+                " %(recorded_ids)s::uuid[], %(recorded_accounts)s::uuid[],"
+                " %(recorded_versions)s::bigint[], %(recorded_created_ids)s::uuid[])"
+            ).format(**names)
         )
         self.select_recorded = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state,"
@@ -549,20 +563,14 @@ class RapportRecorder(PostgresApplicationRecorder):
         return unstored
 
     def _insert_group(self, group: list[_Write]) -> None:
-        """One transaction for the group, its writes in one statement, sent
-        in a pipeline: two round trips in all. When a constraint fails, it is
-        rolled back, and the writes go again, each in a savepoint of its own,
-        so that only the writes at fault fail."""
+        """The group's writes in one call of the append function, on a
+        connection in autocommit: one statement, its own transaction, one
+        round trip. When a constraint fails, nothing of it is stored, and the
+        writes go again, each in a savepoint of its own, so that only the
+        writes at fault fail."""
         try:
-            with (
-                self.datastore.get_connection() as conn,
-                conn.pipeline(),
-                conn.transaction(),
-            ):
-                curs = conn.cursor()
-                for statement in self._lock_and_notify:
-                    curs.execute(statement, prepare=True)
-                self._insert_writes(curs, group)
+            with self.datastore.get_connection() as conn:
+                self._insert_writes(conn.cursor(), group)
         except IntegrityError as error:  # the datastore's, from psycopg's
             for write in group:
                 write.positions = []
@@ -574,7 +582,7 @@ class RapportRecorder(PostgresApplicationRecorder):
 
     def _insert_each(self, group: list[_Write]) -> None:
         with self.datastore.transaction(commit=True) as curs:
-            for statement in self._lock_and_notify:
+            for statement in self.lock_table_statements:
                 curs.execute(statement, prepare=True)
             for write in group:
                 try:
@@ -594,9 +602,11 @@ class RapportRecorder(PostgresApplicationRecorder):
         return IntegrityError(str(error))
 
     def _insert_writes(self, curs: Cursor[DictRow], writes: Sequence[_Write]) -> None:
-        """Insert the events of ``writes`` in one statement, each write's in its
-        order, with the outcomes of its commands; give each write its positions."""
-        params: dict[str, list[Any]] = _insert_params(writes) | {
+        """Insert the events of ``writes`` in one call of the append function,
+        each write's in its order, with the outcomes of its commands; give
+        each write its positions."""
+        params: dict[str, Any] = _insert_params(writes) | {
+            "lock_timeout": f"{self.datastore.lock_timeout}s",
             "recorded_ids": [],
             "recorded_accounts": [],
             "recorded_versions": [],
@@ -610,9 +620,9 @@ class RapportRecorder(PostgresApplicationRecorder):
                 params["recorded_accounts"].append(last.originator_id)
                 params["recorded_versions"].append(last.originator_version)
                 params["recorded_created_ids"].append(write.kwargs.get("created_id"))
-        curs.execute(self.insert_writes, params, prepare=True)
+        curs.execute(self.append_writes, params, prepare=True)
         positions = {
-            (str(row["originator_id"]), row["originator_version"]): row["notification_id"]
+            (str(row["account"]), row["account_version"]): row["notified"]
             for row in curs.fetchall()
         }
         for write in writes:

@@ -11,6 +11,7 @@ from uuid import uuid4
 import psycopg
 from eventsourcing.persistence import IntegrityError, OperationalError
 from psycopg.rows import dict_row
+from psycopg.sql import SQL
 
 from domain.account import Account
 from domain.application import CommandMeta
@@ -327,8 +328,6 @@ def test_a_commit_still_under_way_when_the_connection_failed_is_waited_for(
             conn.transaction(),
         ):
             cur = conn.cursor()
-            for statement in recorder._lock_and_notify:  # noqa: SLF001
-                cur.execute(statement)
             writes = [_Write(w.stored_events, w.kwargs) for w in group]
             recorder._insert_writes(cur, writes)  # noqa: SLF001
             under_way.set()
@@ -352,3 +351,38 @@ def test_a_commit_still_under_way_when_the_connection_failed_is_waited_for(
     assert transactions == [1]  # found once committed: not written again
     positions = _positions(db, account_id)
     assert (outcome.version, outcome.position, len(positions)) == (2, positions[-1], 2)
+
+
+def test_a_group_waits_for_the_writers_lock_no_longer_than_the_lock_timeout(
+    app, db, database_url, monkeypatch
+):
+    """Another writer holds the lock for longer than the lock timeout: the
+    group gives up with an error instead of waiting for it, and stores nothing."""
+    recorder = recorder_of(app)
+    monkeypatch.setattr(recorder.datastore, "lock_timeout", 1)
+    monkeypatch.setattr("eventstore.recorder.GROUP_ATTEMPTS", 1)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_lock():
+        with psycopg.connect(database_url) as conn, conn.transaction():
+            conn.execute(SQL("SELECT {}()").format(recorder.lock_function))
+            locked.set()
+            release.wait(30)  # far beyond the timeout
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    locked.wait()
+    try:
+        events = _opening(app, "Locked out")
+        (write,) = _group(recorder, (events, CommandMeta("a")))
+    finally:
+        release.set()
+        holder.join()
+    assert isinstance(write.error, OperationalError)
+    assert "lock" in str(write.error)
+    assert write.positions == []
+    stored = db.execute(
+        "SELECT count(*) FROM rapport_events WHERE originator_id = %s",
+        (events[0].originator_id,),
+    ).fetchone()
+    assert stored == (0,)
