@@ -382,12 +382,12 @@ class RapportRecorder(PostgresApplicationRecorder):
         self.append_writes = rendered(
             SQL(
                 "SELECT notified, account, account_version FROM {schema}.{append}("
-                "%(lock_timeout)s, %(originator_ids)s::uuid[], %(versions)s::bigint[],"
-                " %(topics)s::text[], %(states)s::bytea[], %(event_ids)s::uuid[],"
-                " %(actors)s::text[], %(correlation_ids)s::uuid[],"
-                " %(causation_ids)s::uuid[], %(command_ids)s::uuid[],"
-                " %(recorded_ids)s::uuid[], %(recorded_accounts)s::uuid[],"
-                " %(recorded_versions)s::bigint[], %(recorded_created_ids)s::uuid[])"
+                "%(lock_timeout)s, %(originator_ids)b::uuid[], %(versions)b::bigint[],"
+                " %(topics)b::text[], %(states)b::bytea[], %(event_ids)b::uuid[],"
+                " %(actors)b::text[], %(correlation_ids)b::uuid[],"
+                " %(causation_ids)b::uuid[], %(command_ids)b::uuid[],"
+                " %(recorded_ids)b::uuid[], %(recorded_accounts)b::uuid[],"
+                " %(recorded_versions)b::bigint[], %(recorded_created_ids)b::uuid[])"
             ).format(**names)
         )
         self.select_recorded = SQL(
