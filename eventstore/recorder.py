@@ -453,9 +453,10 @@ class RapportRecorder(PostgresApplicationRecorder):
         """Group commit: the writes of concurrent callers share one transaction.
 
         The first caller to find no group being committed commits everything
-        queued by then, each write in its own savepoint (a conflict fails only
-        that write), under one table lock and one fsync; callers that arrive
-        meanwhile form the next group. Every caller returns only once its own
+        queued by then, under one table lock and one fsync (``_insert_group``;
+        when a constraint fails, each write goes again in its own savepoint,
+        so a conflict fails only that write); callers that arrive meanwhile
+        form the next group. Every caller returns only once its own
         write has committed, with its positions, or raises its own error.
         """
         if not stored_events:
