@@ -88,8 +88,10 @@ class _Write:
     done: bool = False
 
 
-def _insert_params(writes: Sequence[_Write]) -> dict[str, list[Any]]:
-    """The insert's arrays: one element per event of ``writes``, in order."""
+def _append_params(writes: Sequence[_Write]) -> dict[str, list[Any]]:
+    """The append function's arrays: one element per event of ``writes``, in
+    order, and one per write whose command the client gave an id (its
+    outcome, at its last event)."""
     params: dict[str, list[Any]] = {
         "originator_ids": [],
         "versions": [],
@@ -100,6 +102,10 @@ def _insert_params(writes: Sequence[_Write]) -> dict[str, list[Any]]:
         "correlation_ids": [],
         "causation_ids": [],
         "command_ids": [],
+        "recorded_ids": [],
+        "recorded_accounts": [],
+        "recorded_versions": [],
+        "recorded_created_ids": [],
     }
     for write in writes:
         meta = write.kwargs.get("meta")
@@ -113,6 +119,12 @@ def _insert_params(writes: Sequence[_Write]) -> dict[str, list[Any]]:
             params["correlation_ids"].append(getattr(meta, "correlation_id", None))
             params["causation_ids"].append(getattr(meta, "causation_id", None))
             params["command_ids"].append(getattr(meta, "command_id", None))
+        if getattr(meta, "idempotent", False):
+            last = write.stored_events[-1]
+            params["recorded_ids"].append(meta.command_id)  # type: ignore[union-attr]
+            params["recorded_accounts"].append(last.originator_id)
+            params["recorded_versions"].append(last.originator_version)
+            params["recorded_created_ids"].append(write.kwargs.get("created_id"))
     return params
 
 
@@ -606,21 +618,9 @@ class RapportRecorder(PostgresApplicationRecorder):
         """Insert the events of ``writes`` in one call of the append function,
         each write's in its order, with the outcomes of its commands; give
         each write its positions."""
-        params: dict[str, Any] = _insert_params(writes) | {
-            "lock_timeout": f"{self.datastore.lock_timeout}s",
-            "recorded_ids": [],
-            "recorded_accounts": [],
-            "recorded_versions": [],
-            "recorded_created_ids": [],
+        params: dict[str, Any] = _append_params(writes) | {
+            "lock_timeout": f"{self.datastore.lock_timeout}s"
         }
-        for write in writes:
-            meta = write.kwargs.get("meta")
-            if getattr(meta, "idempotent", False):
-                last = write.stored_events[-1]
-                params["recorded_ids"].append(meta.command_id)  # type: ignore[union-attr]
-                params["recorded_accounts"].append(last.originator_id)
-                params["recorded_versions"].append(last.originator_version)
-                params["recorded_created_ids"].append(write.kwargs.get("created_id"))
         curs.execute(self.append_writes, params, prepare=True)
         positions = {
             (str(row["account"]), row["account_version"]): row["notified"]
