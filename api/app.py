@@ -146,7 +146,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
 
     app = FastAPI(title="Rapport", lifespan=lifespan)
     # Read before the first request: a bad trusted documents file stops the start.
-    schema = build_schema(schema_extensions(settings))
+    schema = build_schema(schema_extensions(settings), keep_answers=True)
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.state.limiter = limiter
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -20,6 +20,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import AsyncConnectionPool
 
+from api.answers import Answers
 from api.auth import KEY_PREFIX, ApiKeys, JwtSettings, JwtVerifier, Principal, Role
 from api.hardening import statement_timeout_kwargs
 from api.settings import Settings
@@ -291,6 +292,8 @@ class Runtime:
             database_url, self.pool, self.projections.projected_position_sql()
         )
         self.events = EventFeed(database_url, recorder_of(self.app).channel_name)
+        self.answers = Answers(settings.kept_answers) if settings.kept_answers else None
+        self._standing = self.projections.standing_sql()
         self.webhooks = WebhookStore(self.pool, self.audit)
         self.api_keys = api_keys_of(self.app)
         self.tokens = JwtVerifier(
@@ -343,6 +346,13 @@ class Runtime:
         await self.pool.close()
         await asyncio.to_thread(self.executor.shutdown, wait=True)
         await asyncio.to_thread(self.app.close)
+
+    async def views_standing(self) -> tuple[str | None, ...]:
+        """Where every view stands (``Projections.standing_sql``)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._standing, prepare=True)
+            row = await cur.fetchone()
+            return tuple(row["standing"]) if row else ()
 
     async def authenticate(self, credential: str) -> Principal:
         """An API key (``rk_…``) or a JWT; ``Unauthenticated`` if it does not hold."""

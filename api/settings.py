@@ -33,6 +33,8 @@ class Settings:
     read_wait_seconds: float = 5.0
     """How long a mutation waits for the views to show its own write."""
     max_page_size: int = 100
+    kept_answers: int = 1000
+    """Answers each API process keeps until the views move (``api.answers``); 0: none."""
     command_threads: int = 8
     migrate_on_start: bool = True
     """Create or update tables on start; off when running as the app role."""
@@ -94,6 +96,7 @@ class Settings:
                 os.environ.get("RAPPORT_READ_WAIT_SECONDS", cls.read_wait_seconds)
             ),
             max_page_size=int(os.environ.get("RAPPORT_MAX_PAGE_SIZE", cls.max_page_size)),
+            kept_answers=_at_least_zero("RAPPORT_KEPT_ANSWERS", cls.kept_answers),
             command_threads=int(
                 os.environ.get("RAPPORT_COMMAND_THREADS", cls.command_threads)
             ),
@@ -174,6 +177,14 @@ def _positive_days(name: str, default: int) -> int:
         msg = f"{name} must be a whole number of days from 1 to {MAX_WINDOW_DAYS}"
         raise ValueError(msg)
     return days
+
+
+def _at_least_zero(name: str, default: int) -> int:
+    value = int(os.environ.get(name) or default)
+    if value < 0:
+        msg = f"{name} must be a whole number of at least 0"
+        raise ValueError(msg)
+    return value
 
 
 def _at_least_one(name: str, default: int) -> int:

@@ -91,6 +91,11 @@ class Projections:
         """The position every view has reached: a read of it sees all writes up to it."""
         return projected_position_sql(self.views.values(), self.app.name)
 
+    def standing_sql(self) -> bytes:
+        """Where the views stand, in one value that changes whenever any view's
+        rows may have (see ``views_standing_sql``); rendered once."""
+        return rendered(views_standing_sql(self.views.values(), self.app.name))
+
     def _decode(self, recorded: list[RecordedEvent]) -> list[tuple[Any, RecordedEvent]]:
         events = sealing_mapper(self.app).to_domain_events([r.stored for r in recorded])
         return list(zip(events, recorded, strict=True))
@@ -225,4 +230,23 @@ def projected_position_sql(views: Iterable[View], application_name: str) -> Comp
     """The position every view has reached: the least of theirs."""
     return SQL("SELECT min(position) AS position FROM ({}) AS reached").format(
         view_positions_sql(views, application_name)
+    )
+
+
+def views_standing_sql(views: Iterable[View], application_name: str) -> Composed:
+    """Each view's position and the transaction that last wrote its tracking
+    row (its ``xmin``), as one array (``standing``).
+
+    A view's rows change only in a transaction that moves its tracking row, or
+    in a rebuild, which writes the row anew: when the array is the same, so is
+    every view.
+    """
+    return SQL("SELECT ARRAY[{}] AS standing").format(
+        SQL(", ").join(
+            SQL(
+                "(SELECT notification_id || ':' || xmin FROM {}"
+                " WHERE application_name = {})"
+            ).format(Identifier(view.tracking_table_name), Literal(application_name))
+            for view in views
+        )
     )

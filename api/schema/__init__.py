@@ -10,6 +10,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
+from api.answers import KeptAnswers
 from api.schema.accounts import AccountQueries
 from api.schema.audit import AuditQueries
 from api.schema.complaints import ComplaintMutations, ComplaintQueries
@@ -85,8 +86,12 @@ class ValidateOnce(ValidationCache):
             yield
 
 
-def build_schema(limits: Sequence[Callable[[], SchemaExtension]] = ()) -> strawberry.Schema:
-    """The schema, with ``limits`` (see ``api.hardening``) checked before the rest."""
+def build_schema(
+    limits: Sequence[Callable[[], SchemaExtension]] = (), *, keep_answers: bool = False
+) -> strawberry.Schema:
+    """The schema, with ``limits`` (see ``api.hardening``) checked before the rest;
+    with ``keep_answers``, queries are answered from what the runtime kept
+    (``api.answers``) when they can be."""
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
@@ -98,6 +103,7 @@ def build_schema(limits: Sequence[Callable[[], SchemaExtension]] = ()) -> strawb
             partial(ParseOnce, maxsize=DOCUMENT_CACHE),
             partial(ValidateOnce, maxsize=DOCUMENT_CACHE),
             partial(MaskErrors, should_mask_error=_unexpected),
+            *([KeptAnswers] if keep_answers else []),
         ],
     )
 
