@@ -7,21 +7,25 @@ now) and no other table (history reads the event log). A field left out of
 the list is never kept, so a new field is safe until someone lists it.
 
 An answer is kept for one principal (what it may see depends on who asks),
-one document, one operation and one set of variables, and only while the
-views stand where they stood when it was worked out: every ``rapport_projected``
-notification, a reconnect of the API's LISTEN connection, and anything else
-that moves the watermark start a new generation (``Watermark.generation``),
-and the answers of older ones are dropped. Answers with errors are not kept.
-Without a LISTEN connection nothing is kept.
+one document, one operation and one set of variables, under where every view
+stood before it was worked out (``Runtime.views_standing``, read in one query
+at the start of each request that could be answered from what was kept). A
+request that finds the views standing elsewhere drops every kept answer.
+Answers with errors are not kept, and neither are those of operations on a
+websocket: a websocket's context, and the rows its loaders hold, last as long
+as the connection. If the views' standing cannot be read, the query is worked
+out as if nothing were kept.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psycopg
 from graphql import (
     DocumentNode,
     ExecutionResult,
@@ -35,9 +39,12 @@ from graphql import (
     visit,
 )
 from graphql.type import get_named_type
+from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 
 from api.auth import Principal
+
+log = logging.getLogger("rapport.api")
 
 KEPT_FIELDS: dict[str, frozenset[str]] = {
     "Query": frozenset({"account", "accounts"}),
@@ -254,10 +261,20 @@ class KeptAnswers(SchemaExtension):
             )
             else answer_key(principal, query, context.operation_name, context.variables)
         )
-        if answers is None or runtime is None or key is None:
+        if (
+            answers is None
+            or runtime is None
+            or key is None
+            or isinstance(getattr(context.context, "request", None), WebSocket)
+        ):
             yield
             return
-        standing = await runtime.views_standing()
+        try:
+            standing = await runtime.views_standing()
+        except psycopg.Error:
+            log.warning("cannot read where the views stand; nothing kept", exc_info=True)
+            yield
+            return
         found = answers.get(standing, key)
         if found is not None:
             context.result = ExecutionResult(data=found)

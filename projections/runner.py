@@ -235,7 +235,8 @@ def projected_position_sql(views: Iterable[View], application_name: str) -> Comp
 
 def views_standing_sql(views: Iterable[View], application_name: str) -> Composed:
     """Each view's position and the transaction that last wrote its tracking
-    row (its ``xmin``), as one array (``standing``).
+    row (its ``xmin``), as one array (``standing``). With eventsourcing's older
+    tracking, a row per position, the latest row counts.
 
     A view's rows change only in a transaction that moves its tracking row, or
     in a rebuild, which writes the row anew: when the array is the same, so is
@@ -245,7 +246,7 @@ def views_standing_sql(views: Iterable[View], application_name: str) -> Composed
         SQL(", ").join(
             SQL(
                 "(SELECT notification_id || ':' || xmin FROM {}"
-                " WHERE application_name = {})"
+                " WHERE application_name = {} ORDER BY notification_id DESC LIMIT 1)"
             ).format(Identifier(view.tracking_table_name), Literal(application_name))
             for view in views
         )

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from starlette.websockets import WebSocket
 from strawberry.types import ExecutionResult
 
 from api.auth import Principal, Role
@@ -197,3 +198,43 @@ def test_a_negative_number_of_kept_answers_is_refused(monkeypatch):
     monkeypatch.setenv("RAPPORT_KEPT_ANSWERS", "-1")
     with pytest.raises(ValueError, match="RAPPORT_KEPT_ANSWERS"):
         Settings.from_env()
+
+
+def test_operations_on_a_websocket_keep_nothing(empty_database_url):
+    """A websocket's context, and what its loaders hold, last as long as it does."""
+
+    async def scenario(runtime: Runtime, ask: Ask) -> None:
+        account_id = str(_account(runtime))
+        context = Context(runtime, ADMIN, correlation_id=uuid4())
+        context.request = WebSocket(
+            {"type": "websocket", "path": "/graphql", "headers": []}, _never, _never
+        )
+        schema = build_schema(keep_answers=True)
+        for _ in range(2):
+            result = await schema.execute(
+                ACCOUNT, variable_values={"id": account_id}, context_value=context
+            )
+            assert result.errors is None
+        assert _kept(runtime) == (0, 0)
+
+    _served(empty_database_url, scenario)
+
+
+async def _never(*_: Any) -> Any:
+    raise AssertionError("not used")
+
+
+def test_a_query_is_answered_when_where_the_views_stand_cannot_be_read(
+    empty_database_url,
+):
+    async def scenario(runtime: Runtime, ask: Ask) -> None:
+        account_id = str(_account(runtime))
+        async with runtime.pool.connection() as conn:
+            await conn.execute("DROP TABLE goals_tracking")
+        result = await ask(ACCOUNT, {"id": account_id})
+        assert result.errors is None
+        assert result.data is not None
+        assert result.data["account"]["id"] == account_id
+        assert _kept(runtime) == (0, 0)
+
+    _served(empty_database_url, scenario)
