@@ -401,9 +401,9 @@ def graphql_load(url: str, app: Accounts, scale: Scale, results: Results) -> Non
         accounts.append(str(account_id))
     with recorder_of(app).datastore.transaction(commit=True) as cur:
         key = api_keys_of(app).create(cur, name="bench", role=Role.ADMIN, actor="bench").key
-    for workers in (1, 2):
+    for workers, kept in ((1, True), (2, True), (1, False)):
         _serve_and_load(
-            url, app, key, accounts, workers=workers, scale=scale, results=results
+            url, app, key, accounts, workers, kept=kept, scale=scale, results=results
         )
 
 
@@ -412,13 +412,16 @@ def _serve_and_load(
     app: Accounts,
     key: str,
     accounts: list[str],
-    *,
     workers: int,
+    *,
+    kept: bool,
     scale: Scale,
     results: Results,
 ) -> None:
-    """Load ``rapport serve`` with ``workers`` API processes: with one, reads,
-    writes and the process's memory; with more, reads only."""
+    """Load ``rapport serve`` with ``workers`` API processes: with one that keeps
+    answers, reads, writes and the process's memory; otherwise reads only.
+    Without ``kept``, the API keeps no answers (``RAPPORT_KEPT_ANSWERS=0``):
+    every read is worked out."""
     port = _free_port()
     env = os.environ | {
         "DATABASE_URL": url,
@@ -427,6 +430,7 @@ def _serve_and_load(
         "RAPPORT_RUN_PROJECTIONS": "true",
         # The load is the measurement: no per-key rate limit in its way.
         "RAPPORT_RATE_LIMIT_PER_SECOND": "0",
+        "RAPPORT_KEPT_ANSWERS": "1000" if kept else "0",
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--log-level", "warning"],
@@ -436,9 +440,11 @@ def _serve_and_load(
     )
     base = f"http://127.0.0.1:{port}"
     processes = "" if workers == 1 else f", {workers} API processes"
+    processes += "" if kept else ", no answers kept"
+    full = workers == 1 and kept
     try:
         _wait_until_up(base, server, app.recorder.max_notification_id() or 0)
-        for mode in ("query", "mutation") if workers == 1 else ("query",):
+        for mode in ("query", "mutation") if full else ("query",):
             load = _load(base, key, accounts, mode, scale)
             latencies = load["latencies_ms"]
             results.add(
@@ -453,7 +459,7 @@ def _serve_and_load(
                 errors=load["errors"],
                 first_error=load["first_error"],
             )
-        if workers == 1:
+        if full:
             results.add(
                 "memory",
                 "API process peak RSS under that load",
