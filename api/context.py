@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from functools import cached_property
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -44,27 +45,32 @@ class Context(BaseContext):
         self.principal = principal
         """None only on a websocket until its connection_init carried credentials."""
         self.correlation_id = correlation_id
-        self.accounts: DataLoader[UUID, dict[str, Any] | None] = self._loader(
-            self.reachable_accounts, None
-        )
-        self.first_interactions: DataLoader[tuple[UUID, int], list[dict[str, Any]]] = (
-            DataLoader(load_fn=self._load_first_interactions)
-        )
-        self.periods = {
+
+    # The request's loaders are made when a resolver first asks for them: a
+    # request answered from what was kept (api.answers) asks for none.
+    @cached_property
+    def accounts(self) -> DataLoader[UUID, dict[str, Any] | None]:
+        return self._loader(self.reachable_accounts, None)
+
+    @cached_property
+    def first_interactions(self) -> DataLoader[tuple[UUID, int], list[dict[str, Any]]]:
+        return DataLoader(load_fn=self._load_first_interactions)
+
+    @cached_property
+    def periods(self) -> dict[str, DataLoader[UUID, list[dict[str, Any]]]]:
+        return {
             table: self._periods_loader(table)
             for table in queries.PERIOD_TABLES | queries.DURATION_VIEWS
         }
-        self.complaints: DataLoader[UUID, list[dict[str, Any]]] = self._loader(
-            self._complaints_of, []
-        )
+
+    @cached_property
+    def complaints(self) -> DataLoader[UUID, list[dict[str, Any]]]:
+        return self._loader(self._complaints_of, [])
 
     def forget_loaded(self) -> None:
         """Drop what the loaders hold: a subscription's context outlives reads."""
-        self.accounts.clear_all()
-        self.first_interactions.clear_all()
-        for loader in self.periods.values():
-            loader.clear_all()
-        self.complaints.clear_all()
+        for name in ("accounts", "first_interactions", "periods", "complaints"):
+            self.__dict__.pop(name, None)
 
     @property
     def actor(self) -> str:
