@@ -177,8 +177,11 @@ class Answers:
         self.max_answers = max_answers
         self._standing: tuple[str | None, ...] = ()
         self._answers: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._encoded: dict[tuple[Any, ...], bytes] = {}
         self._keepable: OrderedDict[tuple[str, str | None], bool] = OrderedDict()
         self.hits = 0
+        """Requests answered from what was kept (``early`` of them before routing)."""
+        self.early = 0
         self.misses = 0
 
     def keepable(
@@ -191,25 +194,43 @@ class Answers:
         """``keepable``, worked out once per document text."""
         key = (query, operation)
         found = self._keepable.get(key)
-        if found is None:
+        if found is not None:
+            self._keepable.move_to_end(key)
+        else:
             found = keepable(schema, document)
             self._keepable[key] = found
             if len(self._keepable) > self.max_answers:
                 self._keepable.popitem(last=False)
         return found
 
+    def known_keepable(self, query: str, operation: str | None) -> bool:
+        """Was ``query`` run here already, and found keepable?"""
+        found = self._keepable.get((query, operation))
+        if found is None:
+            return False
+        self._keepable.move_to_end((query, operation))
+        return found
+
     def get(
+        self, standing: tuple[str | None, ...], key: tuple[Any, ...]
+    ) -> dict[str, Any] | None:
+        found = self._find(standing, key)
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def _find(
         self, standing: tuple[str | None, ...], key: tuple[Any, ...]
     ) -> dict[str, Any] | None:
         if standing != self._standing:
             self._answers.clear()
+            self._encoded.clear()
             self._standing = standing
         found = self._answers.get(key)
-        if found is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self._answers.move_to_end(key)
+        if found is not None:
+            self._answers.move_to_end(key)
         return found
 
     def put(
@@ -218,8 +239,32 @@ class Answers:
         if standing != self._standing:
             return
         self._answers[key] = data
+        self._encoded.pop(key, None)
         if len(self._answers) > self.max_answers:
-            self._answers.popitem(last=False)
+            dropped, _ = self._answers.popitem(last=False)
+            self._encoded.pop(dropped, None)
+
+    def encoded(
+        self, standing: tuple[str | None, ...], key: tuple[Any, ...]
+    ) -> bytes | None:
+        """The kept answer as the HTTP view would send it, JSON encoded once;
+        counted by ``answered_early`` once it is sent."""
+        data = self._find(standing, key)
+        if data is None:
+            return None
+        found = self._encoded.get(key)
+        if found is None:
+            found = self._encoded[key] = encode_answer(data)
+        return found
+
+    def answered_early(self) -> None:
+        self.hits += 1
+        self.early += 1
+
+
+def encode_answer(data: dict[str, Any]) -> bytes:
+    """An answer's body, as strawberry's HTTP view encodes it."""
+    return json.dumps({"data": data}, separators=(",", ":")).encode()
 
 
 def answer_key(
@@ -227,7 +272,7 @@ def answer_key(
 ) -> tuple[Any, ...] | None:
     """What an answer is kept under; None when the variables are not plain JSON."""
     try:
-        values = json.dumps(variables, sort_keys=True, separators=(",", ":"))
+        values = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))
     except (TypeError, ValueError):
         return None
     return (principal, query, operation, values)
@@ -245,6 +290,8 @@ class KeptAnswers(SchemaExtension):
         principal = getattr(context.context, "principal", None)
         document = context.graphql_document
         query = context.query
+        # As the client sent it (None for none): what api.kept_http looks up by.
+        operation = getattr(context, "_provided_operation_name", context.operation_name)
         key = (
             None
             if answers is None
@@ -256,10 +303,10 @@ class KeptAnswers(SchemaExtension):
             or not answers.keepable(
                 context.schema._schema,  # noqa: SLF001 - graphql-core's, for TypeInfo
                 query,
-                context.operation_name,
+                operation,
                 document,
             )
-            else answer_key(principal, query, context.operation_name, context.variables)
+            else answer_key(principal, query, operation, context.variables)
         )
         if (
             answers is None

@@ -38,6 +38,7 @@ from api.hardening import (
     rate_limit_message,
     schema_extensions,
 )
+from api.kept_http import AnswerKeptFirst
 from api.runtime import Runtime, settle_heap
 from api.schema import build_schema
 from api.schema.access import AUDITORS
@@ -149,6 +150,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     schema = build_schema(schema_extensions(settings), keep_answers=True)
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.state.limiter = limiter
+    # Inside the body limit: a kept answer is sent before routing (api.kept_http).
+    app.add_middleware(AnswerKeptFirst)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(
         Router(
