@@ -130,6 +130,8 @@ KEPT_FIELDS: dict[str, frozenset[str]] = {
 """Per type, the fields whose values come from the views' rows alone."""
 
 TYPENAME = "__typename"
+STANDING = "rapport.views_standing"
+"""Where a request's scope holds the views' standing, once read for it."""
 
 
 def keepable(schema: GraphQLSchema, document: DocumentNode) -> bool:
@@ -316,12 +318,18 @@ class KeptAnswers(SchemaExtension):
         ):
             yield
             return
-        try:
-            standing = await runtime.views_standing()
-        except psycopg.Error:
-            log.warning("cannot read where the views stand; nothing kept", exc_info=True)
-            yield
-            return
+        request = getattr(context.context, "request", None)
+        # Read already on the way in (api.kept_http), before this execution.
+        standing = None if request is None else request.scope.get(STANDING)
+        if standing is None:
+            try:
+                standing = await runtime.views_standing()
+            except psycopg.Error:
+                log.warning(
+                    "cannot read where the views stand; nothing kept", exc_info=True
+                )
+                yield
+                return
         found = answers.get(standing, key)
         if found is not None:
             context.result = ExecutionResult(data=found)

@@ -10,7 +10,7 @@ import psycopg
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.answers import Answers, answer_key
+from api.answers import STANDING, Answers, answer_key
 from api.auth import Unauthenticated
 from api.context import credential_in
 from api.hardening import principal_key
@@ -96,6 +96,7 @@ async def _kept_answer(scope: Scope, body: bytes) -> bytes | None:
         standing = await runtime.views_standing()
     except (Unauthenticated, psycopg.Error):
         return None
+    scope[STANDING] = standing  # for the execution, if the request goes on
     key = answer_key(principal, asked.query, asked.operation, asked.variables)
     answer = None if key is None else answers.encoded(standing, key)
     if (

@@ -163,3 +163,22 @@ def test_a_kept_answer_is_charged_to_the_credentials_rate(empty_database_url):
         assert refused.status_code == 429
         assert "Retry-After" in refused.headers
         assert served.counts == (1, 1, 1)
+
+
+def test_a_request_the_early_path_missed_reads_where_the_views_stand_once(
+    served, monkeypatch
+):
+    reads = []
+    read = served.runtime.views_standing
+
+    async def counted() -> tuple[str | None, ...]:
+        reads.append(1)
+        return await read()
+
+    monkeypatch.setattr(served.runtime, "views_standing", counted)
+    served.ask()  # not known yet: read once, on execution
+    served.ask()  # kept: read once, before routing
+    served.log("second call")
+    served.ask()  # read before routing, missed, reused on execution
+    assert len(reads) == 3
+    assert served.counts == (1, 1, 2)
