@@ -446,18 +446,27 @@ def _serve_and_load(
         _wait_until_up(base, server, app.recorder.max_notification_id() or 0)
         for mode in ("query", "mutation") if full else ("query",):
             load = _load(base, key, accounts, mode, scale)
-            latencies = load["latencies_ms"]
-            results.add(
-                "graphql",
+            _add_load(
+                results,
                 "account(id): contacts, 20 interactions, stages" + processes
                 if mode == "query"
                 else "logInteraction mutation (read-your-writes)",
-                clients=scale.load_clients,
-                requests_per_s=load["requests"] / load["seconds"],
-                p50_ms=percentile(latencies, 0.5),
-                p99_ms=percentile(latencies, 0.99),
-                errors=load["errors"],
-                first_error=load["first_error"],
+                load,
+                scale.load_clients,
+            )
+        if full:
+            # Reads while writes move the views (and so drop every kept answer).
+            writing = _start_load(base, key, accounts, "mutation", scale, WRITING_CLIENTS)
+            load = _load(base, key, accounts, "query", scale)
+            written = _finish(writing)
+            _add_load(
+                results,
+                "account(id): contacts, 20 interactions, stages, while "
+                f"{WRITING_CLIENTS} clients log interactions",
+                load,
+                scale.load_clients,
+                writes_per_s=written["requests"] / written["seconds"],
+                write_errors=written["errors"],
             )
         if full:
             results.add(
@@ -470,11 +479,21 @@ def _serve_and_load(
         server.wait(timeout=30)
 
 
+WRITING_CLIENTS = 2
+"""Clients logging interactions while ``account(id)`` is read, in the mixed case."""
+
+
 def _load(
     base: str, key: str, accounts: list[str], mode: str, scale: Scale
 ) -> dict[str, Any]:
     """``bench.load`` from a process of its own; what it measured."""
-    out = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+    return _finish(_start_load(base, key, accounts, mode, scale, scale.load_clients))
+
+
+def _start_load(
+    base: str, key: str, accounts: list[str], mode: str, scale: Scale, clients: int
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
         [
             sys.executable,
             "-m",
@@ -482,19 +501,42 @@ def _load(
             base,
             *accounts,
             "--clients",
-            str(scale.load_clients),
+            str(clients),
             "--seconds",
             str(scale.load_seconds),
             "--mode",
             mode,
         ],
-        check=True,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=os.environ | {"RAPPORT_BENCH_KEY": key},
     )
-    load: dict[str, Any] = json.loads(out.stdout)
-    return load
+
+
+def _finish(load: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = load.communicate()
+    if load.returncode != 0:
+        raise RuntimeError(f"bench.load failed: {err.strip()[-2000:]}")
+    found: dict[str, Any] = json.loads(out)
+    return found
+
+
+def _add_load(
+    results: Results, case: str, load: dict[str, Any], clients: int, **more: Any
+) -> None:
+    latencies = load["latencies_ms"]
+    results.add(
+        "graphql",
+        case,
+        clients=clients,
+        requests_per_s=load["requests"] / load["seconds"],
+        p50_ms=percentile(latencies, 0.5),
+        p99_ms=percentile(latencies, 0.99),
+        errors=load["errors"],
+        first_error=load["first_error"],
+        **more,
+    )
 
 
 def _free_port() -> int:
