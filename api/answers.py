@@ -7,14 +7,25 @@ now) and no other table (history reads the event log). A field left out of
 the list is never kept, so a new field is safe until someone lists it.
 
 An answer is kept for one principal (what it may see depends on who asks),
-one document, one operation and one set of variables, under where every view
-stood before it was worked out (``Runtime.views_standing``, read in one query
-at the start of each request that could be answered from what was kept). A
-request that finds the views standing elsewhere drops every kept answer.
-Answers with errors are not kept, and neither are those of operations on a
-websocket: a websocket's context, and the rows its loaders hold, last as long
-as the connection. If the views' standing cannot be read, the query is worked
-out as if nothing were kept.
+one document, one operation and one set of variables, under where its scope
+stood before it was worked out (``Runtime.standing``, one query at the start
+of each request that could be answered from what was kept):
+
+- A document whose root fields are all ``account(id:)`` depends on those
+  accounts' rows only, which change only when one of their events is taken
+  in, or in a rebuild. Its scope stands at the position of each account's
+  latest event and at the number of rebuilds the views have had (counted in
+  ``view_rebuilds`` by each rebuild's own transaction), and answers are kept
+  only once every view has taken those events in.
+- Any other document depends on every view: its scope stands at each view's
+  position and the transaction that last wrote its tracking row, which any
+  write to a view, a rebuild included, changes.
+
+A request that finds its scope standing elsewhere drops the scope's kept
+answers. Answers with errors are not kept, and neither are those of
+operations on a websocket: a websocket's context, and the rows its loaders
+hold, last as long as the connection. If the standing cannot be read, the
+query is worked out as if nothing were kept.
 """
 
 from __future__ import annotations
@@ -23,7 +34,9 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
+from uuid import UUID
 
 import psycopg
 from graphql import (
@@ -33,8 +46,10 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
+    StringValueNode,
     TypeInfo,
     TypeInfoVisitor,
+    VariableNode,
     Visitor,
     visit,
 )
@@ -130,22 +145,82 @@ KEPT_FIELDS: dict[str, frozenset[str]] = {
 """Per type, the fields whose values come from the views' rows alone."""
 
 TYPENAME = "__typename"
-STANDING = "rapport.views_standing"
-"""Where a request's scope holds the views' standing, once read for it."""
+STANDING = "rapport.standing"
+"""Where a request's ASGI scope holds (scope, standing), once read for it."""
 
 
-def keepable(schema: GraphQLSchema, document: DocumentNode) -> bool:
-    """Are the document's operations all queries, selecting only kept fields?"""
-    if not all(
-        definition.operation is OperationType.QUERY
-        for definition in document.definitions
-        if isinstance(definition, OperationDefinitionNode)
-    ):
-        return False
+@dataclass(frozen=True)
+class Keeping:
+    """How the answers of a keepable document are kept.
+
+    When every root field is ``account(id:)``, by those accounts: each is
+    given by a variable (``(True, name)``) or written in the document
+    (``(False, text)``). Otherwise (``accounts`` None), by where every view
+    stands.
+    """
+
+    accounts: tuple[tuple[bool, str], ...] | None
+
+    def scope(self, variables: dict[str, Any] | None) -> Scope | None:
+        """The accounts this request's answer depends on (``EVERY_VIEW`` for
+        all of them); None when an id is not one."""
+        if self.accounts is None:
+            return EVERY_VIEW
+        try:
+            return tuple(
+                sorted(
+                    {
+                        UUID(str((variables or {})[text] if variable else text))
+                        for variable, text in self.accounts
+                    }
+                )
+            )
+        except (KeyError, ValueError):
+            return None
+
+
+Scope = tuple[UUID, ...] | Literal["every view"]
+EVERY_VIEW: Scope = "every view"
+Standing = tuple[Any, ...]
+
+
+def keepable(schema: GraphQLSchema, document: DocumentNode) -> Keeping | None:
+    """How the document's answers are kept, if its operations are all
+    queries selecting only kept fields."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if not all(o.operation is OperationType.QUERY for o in operations):
+        return None
     info = TypeInfo(schema)
     check = _KeptFieldsOnly(info)
     visit(document, TypeInfoVisitor(info, check))
-    return check.kept
+    if not check.kept:
+        return None
+    return Keeping(_accounts_named(document, operations))
+
+
+def _accounts_named(
+    document: DocumentNode, operations: list[OperationDefinitionNode]
+) -> tuple[tuple[bool, str], ...] | None:
+    """Each root ``account(id:)``'s id, if those are the only root fields."""
+    if len(operations) != 1 or len(document.definitions) != 1:
+        return None  # fragments or several operations: by every view
+    named: list[tuple[bool, str]] = []
+    for selection in operations[0].selection_set.selections:
+        if not isinstance(selection, FieldNode):
+            return None
+        if selection.name.value == TYPENAME:
+            continue
+        ids = [a.value for a in selection.arguments or () if a.name.value == "id"]
+        if selection.name.value != "account" or len(ids) != 1 or selection.directives:
+            return None
+        value = ids[0]
+        if isinstance(value, VariableNode):
+            named.append((True, value.name.value))
+        elif isinstance(value, StringValueNode):
+            named.append((False, value.value))
+        else:
+            return None
+    return tuple(named) if named else None
 
 
 class _KeptFieldsOnly(Visitor):
@@ -168,55 +243,55 @@ class _KeptFieldsOnly(Visitor):
 class Answers:
     """The answers one process keeps, for the views as they stand now.
 
-    An answer is kept under where the views stood (``Runtime.views_standing``)
-    before it was worked out: what it read of them is at least that recent.
-    When a request finds them standing elsewhere, every kept answer is
+    An answer is kept under its scope (the accounts it depends on, or every
+    view) and where that scope stood before it was worked out
+    (``Runtime.standing``): what it read is at least that recent. When a
+    request finds a scope standing elsewhere, the scope's kept answers are
     dropped. At most ``max_answers`` are kept, the least recently asked for
     going first.
     """
 
     def __init__(self, max_answers: int) -> None:
         self.max_answers = max_answers
-        self._standing: tuple[str | None, ...] = ()
         self._answers: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
         self._encoded: dict[tuple[Any, ...], bytes] = {}
-        self._keepable: OrderedDict[tuple[str, str | None], bool] = OrderedDict()
+        self._standing: dict[Scope, Standing] = {}
+        self._kept_in: dict[Scope, set[tuple[Any, ...]]] = {}
+        self._keeping: OrderedDict[tuple[str, str | None], Keeping | None] = OrderedDict()
         self.hits = 0
         """Requests answered from what was kept (``early`` of them before routing)."""
         self.early = 0
         self.misses = 0
 
-    def keepable(
+    def keeping(
         self,
         schema: GraphQLSchema,
         query: str,
         operation: str | None,
         document: DocumentNode,
-    ) -> bool:
+    ) -> Keeping | None:
         """``keepable``, worked out once per document text."""
         key = (query, operation)
-        found = self._keepable.get(key)
-        if found is not None:
-            self._keepable.move_to_end(key)
-        else:
-            found = keepable(schema, document)
-            self._keepable[key] = found
-            if len(self._keepable) > self.max_answers:
-                self._keepable.popitem(last=False)
+        if key in self._keeping:
+            self._keeping.move_to_end(key)
+            return self._keeping[key]
+        found = self._keeping[key] = keepable(schema, document)
+        if len(self._keeping) > self.max_answers:
+            self._keeping.popitem(last=False)
         return found
 
-    def known_keepable(self, query: str, operation: str | None) -> bool:
-        """Was ``query`` run here already, and found keepable?"""
-        found = self._keepable.get((query, operation))
-        if found is None:
-            return False
-        self._keepable.move_to_end((query, operation))
-        return found
+    def known_keeping(self, query: str, operation: str | None) -> Keeping | None:
+        """How ``query``'s answers are kept, if it was run here already and is keepable."""
+        key = (query, operation)
+        if key not in self._keeping:
+            return None
+        self._keeping.move_to_end(key)
+        return self._keeping[key]
 
     def get(
-        self, standing: tuple[str | None, ...], key: tuple[Any, ...]
+        self, scope: Scope, standing: Standing, key: tuple[Any, ...]
     ) -> dict[str, Any] | None:
-        found = self._find(standing, key)
+        found = self._find(scope, standing, key)
         if found is None:
             self.misses += 1
         else:
@@ -224,39 +299,53 @@ class Answers:
         return found
 
     def _find(
-        self, standing: tuple[str | None, ...], key: tuple[Any, ...]
+        self, scope: Scope, standing: Standing, key: tuple[Any, ...]
     ) -> dict[str, Any] | None:
-        if standing != self._standing:
-            self._answers.clear()
-            self._encoded.clear()
-            self._standing = standing
-        found = self._answers.get(key)
+        if self._standing.get(scope, standing) != standing:
+            self._drop(scope)
+            return None
+        found = self._answers.get((scope, key))
         if found is not None:
-            self._answers.move_to_end(key)
+            self._answers.move_to_end((scope, key))
         return found
 
     def put(
-        self, standing: tuple[str | None, ...], key: tuple[Any, ...], data: dict[str, Any]
+        self, scope: Scope, standing: Standing, key: tuple[Any, ...], data: dict[str, Any]
     ) -> None:
-        if standing != self._standing:
-            return
-        self._answers[key] = data
-        self._encoded.pop(key, None)
+        if self._standing.get(scope, standing) != standing:
+            return  # the scope stood elsewhere meanwhile
+        entry = (scope, key)
+        self._answers[entry] = data
+        self._encoded.pop(entry, None)
+        self._kept_in.setdefault(scope, set()).add(entry)
+        self._standing[scope] = standing
         if len(self._answers) > self.max_answers:
             dropped, _ = self._answers.popitem(last=False)
             self._encoded.pop(dropped, None)
+            kept = self._kept_in[dropped[0]]
+            kept.discard(dropped)
+            if not kept:
+                self._drop(dropped[0])
+
+    def _drop(self, scope: Scope) -> None:
+        """Forget ``scope``: its answers, and where it stood."""
+        for dropped in self._kept_in.pop(scope, ()):
+            self._answers.pop(dropped, None)
+            self._encoded.pop(dropped, None)
+        self._standing.pop(scope, None)
 
     def encoded(
-        self, standing: tuple[str | None, ...], key: tuple[Any, ...]
+        self, scope: Scope, standing: Standing, key: tuple[Any, ...]
     ) -> bytes | None:
         """The kept answer as the HTTP view would send it, JSON encoded once;
         counted by ``answered_early`` once it is sent."""
-        data = self._find(standing, key)
+        data = self._find(scope, standing, key)
         if data is None:
             return None
-        found = self._encoded.get(key)
+        entry = (scope, key)
+        found = self._encoded.get(entry)
         if found is None:
-            found = self._encoded[key] = encode_answer(data)
+            found = self._encoded[entry] = encode_answer(data)
         return found
 
     def answered_early(self) -> None:
@@ -290,47 +379,40 @@ class KeptAnswers(SchemaExtension):
         runtime = getattr(context.context, "runtime", None)
         answers: Answers | None = getattr(runtime, "answers", None)
         principal = getattr(context.context, "principal", None)
-        document = context.graphql_document
-        query = context.query
+        request = getattr(context.context, "request", None)
+        document, query = context.graphql_document, context.query
         # As the client sent it (None for none): what api.kept_http looks up by.
         operation = getattr(context, "_provided_operation_name", context.operation_name)
-        key = (
-            None
-            if answers is None
+        if (
+            answers is None
             or runtime is None
             or principal is None
             or document is None
             or query is None
             or context.pre_execution_errors
-            or not answers.keepable(
-                context.schema._schema,  # noqa: SLF001 - graphql-core's, for TypeInfo
-                query,
-                operation,
-                document,
-            )
-            else answer_key(principal, query, operation, context.variables)
-        )
-        if (
-            answers is None
-            or runtime is None
-            or key is None
-            or isinstance(getattr(context.context, "request", None), WebSocket)
+            or isinstance(request, WebSocket)
         ):
             yield
             return
-        request = getattr(context.context, "request", None)
-        # Read already on the way in (api.kept_http), before this execution.
-        standing = None if request is None else request.scope.get(STANDING)
-        if standing is None:
-            try:
-                standing = await runtime.views_standing()
-            except psycopg.Error:
-                log.warning(
-                    "cannot read where the views stand; nothing kept", exc_info=True
-                )
-                yield
-                return
-        found = answers.get(standing, key)
+        schema = context.schema._schema  # noqa: SLF001 - graphql-core's, for TypeInfo
+        keeping = answers.keeping(schema, query, operation, document)
+        scope = None if keeping is None else keeping.scope(context.variables)
+        key = (
+            None
+            if scope is None
+            else answer_key(principal, query, operation, context.variables)
+        )
+        read = None if request is None else request.scope.get(STANDING)
+        if scope is None or key is None:
+            standing = None
+        elif read is not None and read[0] == scope:
+            standing = read[1]  # read on the way in (api.kept_http), before this
+        else:
+            standing = await standing_of(runtime, scope)
+        if scope is None or key is None or standing is None:
+            yield
+            return
+        found = answers.get(scope, standing, key)
         if found is not None:
             context.result = ExecutionResult(data=found)
             yield
@@ -338,4 +420,15 @@ class KeptAnswers(SchemaExtension):
         yield
         result = context.result
         if isinstance(result, ExecutionResult) and not result.errors and result.data:
-            answers.put(standing, key, result.data)
+            answers.put(scope, standing, key, result.data)
+
+
+async def standing_of(runtime: Any, scope: Scope) -> Standing | None:
+    """Where ``scope`` stands (``Runtime.standing``); None when it cannot be
+    read, or when answers in it cannot be kept now."""
+    try:
+        found: Standing | None = await runtime.standing(scope)
+    except psycopg.Error:
+        log.warning("cannot read where the views stand", exc_info=True)
+        return None
+    return found

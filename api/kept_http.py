@@ -6,11 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.answers import STANDING, Answers, answer_key
+from api.answers import STANDING, Answers, answer_key, standing_of
 from api.auth import Unauthenticated
 from api.context import credential_in
 from api.hardening import principal_key
@@ -89,16 +88,20 @@ async def _kept_answer(scope: Scope, body: bytes) -> bytes | None:
     runtime = state.runtime
     answers: Answers = runtime.answers
     asked = _asked(scope, body)
-    if asked is None or not answers.known_keepable(asked.query, asked.operation):
+    keeping = None if asked is None else answers.known_keeping(asked.query, asked.operation)
+    kept_in = None if asked is None or keeping is None else keeping.scope(asked.variables)
+    if asked is None or kept_in is None:
         return None
     try:
         principal = await runtime.authenticate(asked.credential)
-        standing = await runtime.views_standing()
-    except (Unauthenticated, psycopg.Error):
+    except Unauthenticated:
         return None
-    scope[STANDING] = standing  # for the execution, if the request goes on
+    standing = await standing_of(runtime, kept_in)
     key = answer_key(principal, asked.query, asked.operation, asked.variables)
-    answer = None if key is None else answers.encoded(standing, key)
+    if standing is None or key is None:
+        return None
+    scope[STANDING] = (kept_in, standing)  # for the execution, if the request goes on
+    answer = answers.encoded(kept_in, standing, key)
     if (
         answer is None
         or state.limiter.take(principal_key(principal.credential)) is not None

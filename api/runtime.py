@@ -20,7 +20,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import AsyncConnectionPool
 
-from api.answers import Answers
+from api.answers import EVERY_VIEW, Answers, Scope, Standing
 from api.auth import KEY_PREFIX, ApiKeys, JwtSettings, JwtVerifier, Principal, Role
 from api.hardening import statement_timeout_kwargs
 from api.settings import Settings
@@ -30,6 +30,7 @@ from eventstore.database import eventsourcing_env
 from eventstore.recorder import APP_WRITTEN_COLUMNS, RapportRecorder, recorder_of
 from eventstore.sealing import attach_keys, drop_snapshots_before_sealing
 from eventstore.webhooks import Backoff, WebhookDispatcher, WebhookStore
+from projections.base import REBUILDS_TABLE
 from projections.runner import PROJECTED_CHANNEL, Projections
 
 log = logging.getLogger("rapport.api")
@@ -147,6 +148,7 @@ def grant_least_privilege(app: Accounts, projections: Projections, role: str) ->
         for name in (*view.tables, view.tracking_table_name)
     ]
     view_tables.append(Identifier(projections.thank_you.tracking_table_name))
+    view_tables.append(Identifier(REBUILDS_TABLE))
     statements = [
         SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, who),
         # Column by column: position, database time and hashes are the
@@ -294,6 +296,7 @@ class Runtime:
         self.events = EventFeed(database_url, recorder_of(self.app).channel_name)
         self.answers = Answers(settings.kept_answers) if settings.kept_answers else None
         self._standing = self.projections.standing_sql()
+        self._accounts_standing = self.projections.accounts_standing_sql()
         self.webhooks = WebhookStore(self.pool, self.audit)
         self.api_keys = api_keys_of(self.app)
         self.tokens = JwtVerifier(
@@ -346,6 +349,23 @@ class Runtime:
         await self.pool.close()
         await asyncio.to_thread(self.executor.shutdown, wait=True)
         await asyncio.to_thread(self.app.close)
+
+    async def standing(self, scope: Scope) -> Standing | None:
+        """Where ``scope`` stands (``api.answers``). For every view, as
+        ``views_standing``. For accounts, how many rebuilds the views have had
+        and the position of each one's latest event, once every view has taken
+        those in (None before)."""
+        if scope == EVERY_VIEW:
+            return await self.views_standing()
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._accounts_standing, (list(scope),), prepare=True)
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        latest = tuple(row["latest"])
+        if row["reached"] < max(latest, default=0):
+            return None
+        return (row["rebuilds"], *latest)
 
     async def views_standing(self) -> tuple[str | None, ...]:
         """Where every view stands (``Projections.standing_sql``)."""

@@ -37,6 +37,19 @@ NOTHING: Mapping[str, Any] = MappingProxyType({})
 Handler = Callable[[Any, "Writes", RecordedEvent], None]
 
 
+REBUILDS_TABLE = "view_rebuilds"
+REBUILDS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {REBUILDS_TABLE}"
+    " (view_name text PRIMARY KEY, rebuilds bigint NOT NULL)"
+)
+"""How many times each view was emptied for a rebuild: its rows change with
+no new event then, and readers that keep answers need to know (``api.answers``)."""
+COUNT_REBUILD = SQL(
+    f"INSERT INTO {REBUILDS_TABLE} (view_name, rebuilds) VALUES (%s, 1)"  # noqa: S608 - a constant
+    f" ON CONFLICT (view_name) DO UPDATE SET rebuilds = {REBUILDS_TABLE}.rebuilds + 1"
+)
+
+
 class View(PostgresTrackingRecorder):
     name: ClassVar[str]
     tables: ClassVar[tuple[str, ...]]
@@ -48,7 +61,7 @@ class View(PostgresTrackingRecorder):
         super().__init__(datastore, tracking_table_name=f"{self.name}_tracking")
         self.application_name = application_name
         self.sql_create_statements.extend(
-            Composed([SQL(statement)]) for statement in self.ddl
+            Composed([SQL(statement)]) for statement in (REBUILDS_DDL, *self.ddl)
         )
         key = f"{VIEW_LOCK_PREFIX}{self.name}"
         self._lock = SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(key)
@@ -132,6 +145,7 @@ class View(PostgresTrackingRecorder):
             ),
             (self.application_name,),
         )
+        cur.execute(COUNT_REBUILD, (self.name,))
 
 
 class Writes:

@@ -20,7 +20,7 @@ from domain.application import Accounts
 from eventstore.recorder import RecordedEvent, recorder_of, rendered
 from eventstore.sealing import sealing_mapper
 from projections.account_view import AccountView
-from projections.base import VIEW_LOCK_PREFIX, Batch, View
+from projections.base import REBUILDS_TABLE, VIEW_LOCK_PREFIX, Batch, View
 from projections.complaints import Complaints
 from projections.deals import Deals
 from projections.follow_ups import FollowUps, Goals
@@ -95,6 +95,27 @@ class Projections:
         """Where the views stand, in one value that changes whenever any view's
         rows may have (see ``views_standing_sql``); rendered once."""
         return rendered(views_standing_sql(self.views.values(), self.app.name))
+
+    def accounts_standing_sql(self) -> bytes:
+        """For the accounts given (``%s``, an array of UUIDs), the position of
+        each one's latest event, in order (``latest``), the position every view
+        has reached (``reached``), and how many rebuilds the views have had
+        (``rebuilds``); rendered once."""
+        return rendered(
+            SQL(
+                "SELECT ({}) AS reached,"
+                " (SELECT coalesce(sum(rebuilds), 0) FROM {}) AS rebuilds,"
+                " ARRAY(SELECT coalesce((SELECT e.notification_id"
+                " FROM {} e WHERE e.originator_id = a.id"
+                " ORDER BY e.originator_version DESC LIMIT 1), 0)"
+                " FROM unnest(%s::uuid[]) WITH ORDINALITY AS a(id, n) ORDER BY a.n)"
+                " AS latest"
+            ).format(
+                projected_position_sql(self.views.values(), self.app.name),
+                Identifier(REBUILDS_TABLE),
+                Identifier(self.recorder.events_table_name),
+            )
+        )
 
     def _decode(self, recorded: list[RecordedEvent]) -> list[tuple[Any, RecordedEvent]]:
         events = sealing_mapper(self.app).to_domain_events([r.stored for r in recorded])

@@ -124,13 +124,64 @@ def test_an_answer_is_worked_out_again_once_the_views_move(empty_database_url):
 
 def test_a_rebuild_moves_where_the_views_stand_though_no_event_came(empty_database_url):
     async def scenario(runtime: Runtime, ask: Ask) -> None:
-        account_id = str(_account(runtime))
-        await ask(ACCOUNT, {"id": account_id})
+        _account(runtime)
         standing = await runtime.views_standing()
         runtime.projections.rebuild(["interaction_timeline"])
         assert await runtime.views_standing() != standing
-        await ask(ACCOUNT, {"id": account_id})
+
+    _served(empty_database_url, scenario)
+
+
+def test_a_rebuild_moves_where_an_account_stands_though_no_event_came(
+    empty_database_url,
+):
+    async def scenario(runtime: Runtime, ask: Ask) -> None:
+        account_id = str(_account(runtime))
+        scope = (UUID(account_id),)
+        first = await ask(ACCOUNT, {"id": account_id})
+        standing = await runtime.standing(scope)
+        assert standing is not None
+        runtime.projections.rebuild(["interaction_timeline"])
+        assert await runtime.standing(scope) != standing
+        again = await ask(ACCOUNT, {"id": account_id})
+        assert again.data == first.data
         assert _kept(runtime) == (0, 2)
+
+    _served(empty_database_url, scenario)
+
+
+def test_an_answer_kept_for_one_account_outlives_writes_to_another(empty_database_url):
+    async def scenario(runtime: Runtime, ask: Ask) -> None:
+        one, other = _account(runtime), _account(runtime)
+        first = await ask(ACCOUNT, {"id": str(one)})
+        _log(runtime, other, "elsewhere")
+        again = await ask(ACCOUNT, {"id": str(one)})
+        assert again.data == first.data
+        assert _kept(runtime) == (1, 1)
+
+    _served(empty_database_url, scenario)
+
+
+def test_nothing_is_kept_for_an_account_the_views_have_not_caught_up_with(
+    empty_database_url,
+):
+    async def scenario(runtime: Runtime, ask: Ask) -> None:
+        account_id = _account(runtime)
+        runtime.app.log_interaction(
+            ALICE,
+            account_id,
+            channel=Channel.EMAIL,
+            direction=Direction.INBOUND,
+            occurred_at=datetime.now(tz=UTC),
+            summary="not projected yet",
+        )
+        lagging = await ask(ACCOUNT, {"id": str(account_id)})
+        assert b"not projected yet" not in repr(lagging.data).encode()
+        assert _kept(runtime) == (0, 0)
+        runtime.projections.catch_up()
+        caught_up = await ask(ACCOUNT, {"id": str(account_id)})
+        assert "not projected yet" in repr(caught_up.data)
+        assert _kept(runtime) == (0, 1)
 
     _served(empty_database_url, scenario)
 

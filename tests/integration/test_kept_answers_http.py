@@ -11,6 +11,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from api.answers import Scope, Standing
 from api.app import create_app
 from api.auth import Role
 from api.runtime import Runtime, api_keys_of
@@ -169,13 +170,13 @@ def test_a_request_the_early_path_missed_reads_where_the_views_stand_once(
     served, monkeypatch
 ):
     reads = []
-    read = served.runtime.views_standing
+    read = served.runtime.standing
 
-    async def counted() -> tuple[str | None, ...]:
+    async def counted(scope: Scope) -> Standing | None:
         reads.append(1)
-        return await read()
+        return await read(scope)
 
-    monkeypatch.setattr(served.runtime, "views_standing", counted)
+    monkeypatch.setattr(served.runtime, "standing", counted)
     served.ask()  # not known yet: read once, on execution
     served.ask()  # kept: read once, before routing
     served.log("second call")
