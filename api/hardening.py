@@ -219,6 +219,21 @@ DRAINED_AT_MOST = 8 * 1024 * 1024
 a longer body is answered at once and its connection closed."""
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for an application after the body was read: the body, in
+    one message, then whatever ``receive`` brings (a disconnect)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 class BodyLimit:
     """Answers 413 to a request whose body is longer than ``max_bytes``.
 
@@ -256,17 +271,7 @@ class BodyLimit:
                 await self._refuse(send)
                 return
             chunks.append(chunk)
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
     async def _refuse(self, send: Send) -> None:
         detail = {

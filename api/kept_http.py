@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.answers import STANDING, Answers, answer_key, standing_of
 from api.auth import Unauthenticated
 from api.context import credential_in
-from api.hardening import principal_key
+from api.hardening import principal_key, replaying
 
 JSON = "application/json"
 
@@ -55,16 +55,7 @@ class AnswerKeptFirst:
         body = b"".join(chunks)
         answer = await _kept_answer(scope, body)
         if answer is None:
-            replayed = False
-
-            async def replay() -> Message:
-                nonlocal replayed
-                if replayed:
-                    return await receive()
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-
-            await self.app(scope, replay, send)
+            await self.app(scope, replaying(body, receive), send)
             return
         await send(
             {

@@ -180,17 +180,17 @@ def _positive_days(name: str, default: int) -> int:
 
 
 def _at_least_zero(name: str, default: int) -> int:
-    value = int(os.environ.get(name) or default)
-    if value < 0:
-        msg = f"{name} must be a whole number of at least 0"
-        raise ValueError(msg)
-    return value
+    return _at_least(name, default, 0)
 
 
 def _at_least_one(name: str, default: int) -> int:
+    return _at_least(name, default, 1)
+
+
+def _at_least(name: str, default: int, least: int) -> int:
     value = int(os.environ.get(name) or default)
-    if value < 1:
-        msg = f"{name} must be a whole number of at least 1"
+    if value < least:
+        msg = f"{name} must be a whole number of at least {least}"
         raise ValueError(msg)
     return value
 
