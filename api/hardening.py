@@ -279,18 +279,25 @@ class BodyLimit:
             "(RAPPORT_MAX_BODY_BYTES)"
         }
         content = json.dumps(detail).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(content)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": content})
+        await send_json(send, 413, content, (b"connection", b"close"))
+
+
+async def send_json(
+    send: Send, status: int, content: bytes, *headers: tuple[bytes, bytes]
+) -> None:
+    """A whole response of JSON ``content``, straight to ASGI's ``send``."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(content)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": content})
 
 
 def _content_length(scope: Scope) -> int | None:

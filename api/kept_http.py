@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.answers import STANDING, Answers, answer_key, standing_of
 from api.auth import Unauthenticated
 from api.context import credential_in
-from api.hardening import principal_key, replaying
+from api.hardening import principal_key, replaying, send_json
 
 JSON = "application/json"
 
@@ -57,17 +57,7 @@ class AnswerKeptFirst:
         if answer is None:
             await self.app(scope, replaying(body, receive), send)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(answer)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer})
+        await send_json(send, 200, answer)
 
 
 REQUEST_FIELDS = frozenset({"query", "variables", "operationName"})
