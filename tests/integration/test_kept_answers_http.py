@@ -183,3 +183,21 @@ def test_a_request_the_early_path_missed_reads_where_the_views_stand_once(
     served.ask()  # read before routing, missed, reused on execution
     assert len(reads) == 3
     assert served.counts == (1, 1, 2)
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b"\xff not UTF-8", b"[" * 100_000], ids=["text", "bytes", "deep"]
+)
+def test_a_body_that_is_not_json_goes_on_to_be_refused(served, body):
+    served.ask()
+    served.ask()
+    response = served.client.post(
+        "/graphql",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {served.key}",
+        },
+    )
+    assert response.status_code == 400
+    assert served.counts == (1, 1, 1)
