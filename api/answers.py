@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -145,6 +146,9 @@ KEPT_FIELDS: dict[str, frozenset[str]] = {
 """Per type, the fields whose values come from the views' rows alone."""
 
 TYPENAME = "__typename"
+LONGEST_KEPT = 16_384
+"""Characters of document and variables beyond which an answer is not kept:
+the number of kept answers then bounds the memory their keys take too."""
 STANDING = "rapport.standing"
 """Where a request's ASGI scope holds (scope, standing), once read for it."""
 
@@ -361,10 +365,13 @@ def encode_answer(data: dict[str, Any]) -> bytes:
 def answer_key(
     principal: Principal, query: str, operation: str | None, variables: Any
 ) -> tuple[Any, ...] | None:
-    """What an answer is kept under; None when the variables are not plain JSON."""
+    """What an answer is kept under; None when the variables are not plain JSON,
+    or when the document and variables take more than ``LONGEST_KEPT``."""
     try:
         values = json.dumps(variables or {}, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if len(query) + len(values) > LONGEST_KEPT:
         return None
     return (principal, query, operation, values)
 
@@ -429,6 +436,17 @@ async def standing_of(runtime: Any, scope: Scope) -> Standing | None:
     try:
         found: Standing | None = await runtime.standing(scope)
     except psycopg.Error:
-        log.warning("cannot read where the views stand", exc_info=True)
+        now = time.monotonic()
+        if now >= _quiet_until[0]:
+            _quiet_until[0] = now + WARN_EVERY_SECONDS
+            log.warning(
+                "cannot read where the views stand; nothing kept (said at most every %d s)",
+                WARN_EVERY_SECONDS,
+                exc_info=True,
+            )
         return None
     return found
+
+
+WARN_EVERY_SECONDS = 60
+_quiet_until = [0.0]

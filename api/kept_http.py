@@ -23,7 +23,7 @@ class AnswerKeptFirst:
     Only for a POST to ``path`` whose JSON body holds a query, maybe its
     variables and operation name, and nothing else (a persisted query goes
     the whole way), that this process has run before and found keepable
-    (``Answers.known_keepable``), under a credential that authenticates, and
+    (``Answers.known_keeping``), under a credential that authenticates, and
     whose answer is kept for the views as they stand. The request is charged
     to its credential's rate as it would be further on. Anything else, and a
     request the rate refuses, goes on to the application as it came, which
@@ -109,7 +109,7 @@ def _asked(scope: Scope, body: bytes) -> Asked | None:
         return None
     try:
         request = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(request, dict) or not request.keys() <= REQUEST_FIELDS:
         return None

@@ -289,3 +289,33 @@ def test_a_query_is_answered_when_where_the_views_stand_cannot_be_read(
         assert _kept(runtime) == (0, 0)
 
     _served(empty_database_url, scenario)
+
+
+def test_answers_that_depend_on_every_view_go_with_any_write(empty_database_url):
+    async def scenario(runtime: Runtime, ask: Ask) -> None:
+        account_id = _account(runtime)
+        document = "query { accounts { edges { node { id version } } } }"
+        before = await ask(document, {})
+        _log(runtime, account_id, "second call")
+        after = await ask(document, {})
+        assert before.data is not None
+        assert after.data is not None
+        [node] = [edge["node"] for edge in after.data["accounts"]["edges"]]
+        [earlier] = [edge["node"] for edge in before.data["accounts"]["edges"]]
+        assert node["version"] == earlier["version"] + 1
+        assert _kept(runtime) == (0, 2)
+
+    _served(empty_database_url, scenario)
+
+
+def test_an_answer_asked_with_a_long_document_or_variables_is_not_kept(
+    empty_database_url,
+):
+    async def scenario(runtime: Runtime, ask: Ask) -> None:
+        account_id = str(_account(runtime))
+        padded = {"id": account_id, "unused": "x" * 20_000}
+        for _ in range(2):
+            assert (await ask(ACCOUNT, padded)).errors is None
+        assert _kept(runtime) == (0, 0)
+
+    _served(empty_database_url, scenario)
