@@ -457,8 +457,10 @@ def _serve_and_load(
         if full:
             # Reads while writes move the views (and so drop every kept answer).
             writing = _start_load(base, key, accounts, "mutation", scale, WRITING_CLIENTS)
-            load = _load(base, key, accounts, "query", scale)
-            written = _finish(writing)
+            try:
+                load = _load(base, key, accounts, "query", scale)
+            finally:
+                written = _finish(writing)
             _add_load(
                 results,
                 "account(id): contacts, 20 interactions, stages, while "
