@@ -69,17 +69,19 @@ async def _kept_answer(scope: Scope, body: bytes) -> bytes | None:
     runtime = state.runtime
     answers: Answers = runtime.answers
     asked = _asked(scope, body)
-    keeping = None if asked is None else answers.known_keeping(asked.query, asked.operation)
-    kept_in = None if asked is None or keeping is None else keeping.scope(asked.variables)
-    if asked is None or kept_in is None:
+    if asked is None:
+        return None
+    keeping = answers.known_keeping(asked.query, asked.operation)
+    kept_in = None if keeping is None else keeping.scope(asked.variables)
+    if kept_in is None:
         return None
     try:
         principal = await runtime.authenticate(asked.credential)
     except Unauthenticated:
         return None
-    standing = await standing_of(runtime, kept_in)
     key = answer_key(principal, asked.query, asked.operation, asked.variables)
-    if standing is None or key is None:
+    standing = None if key is None else await standing_of(runtime, kept_in)
+    if key is None or standing is None:
         return None
     scope[STANDING] = (kept_in, standing)  # for the execution, if the request goes on
     answer = answers.encoded(kept_in, standing, key)
