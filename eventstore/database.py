@@ -80,7 +80,7 @@ def eventsourcing_env(url: str, *, create_tables: bool = True) -> dict[str, str]
     info = conninfo_to_dict(url)
     return {
         "CREATE_TABLE": "yes" if create_tables else "no",
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": "eventstore.recorder:RapportFactory",
         "APPLICATION_RECORDER_TOPIC": "eventstore.recorder:RapportRecorder",
         "MAPPER_TOPIC": "eventstore.sealing:SealingMapper",
         "TRANSCODER_TOPIC": "eventstore.transcoder:StoreTranscoder",

@@ -6,12 +6,14 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from domain.account import Account
 from domain.application import SNAPSHOT_INTERVAL, CommandMeta
 from domain.errors import AccountNotFound, InvalidValue
 from domain.values import AccountKind, Stage, Tier
 from eventstore.audit import Audit
+from eventstore.recorder import SnapshotRecorder
 
 TIERS = [Tier.PREFERRED_SUPPLIER, Tier.PARTNER, Tier.TRANSACTIONAL]
 
@@ -132,3 +134,22 @@ def test_changes_name_each_field_with_before_after_and_actor(app, audit):
     assert {c.field for c in opening} >= {"name", "tier", "stage", "kind"}
     with pytest.raises(AccountNotFound):
         audit.changes(uuid4(), 0, 1)
+
+
+def test_snapshots_are_stored_byte_for_byte_in_one_binary_insert(app):
+    # Quotes, backslashes and braces are what the text form had to escape.
+    account = Account.open(name='Quote " and \\ {brace}', kind=AccountKind.GROUP)
+    account.collect_events()
+    recorder = app.snapshots.recorder
+    assert isinstance(recorder, SnapshotRecorder)
+    stored = app.snapshots.mapper.to_stored_event(Account.Snapshot.take(account))
+    recorder.insert_events([stored])
+    (read,) = recorder.select_events(account.id)
+    assert (read.originator_version, read.topic, read.state) == (
+        stored.originator_version,
+        stored.topic,
+        stored.state,
+    )
+    assert next(iter(app.snapshots.get(account.id))).mutate(None).name == account.name
+    with pytest.raises(IntegrityError):  # a version is snapshot once
+        recorder.insert_events([stored])
