@@ -215,8 +215,9 @@ def eventsourcing_writes(url: str, writers: int, seconds: float) -> tuple[int, f
     """eventsourcing's own PostgreSQL application, nothing of Rapport: each
     write saves a new aggregate's first event (no replay, its best case)."""
     env = eventsourcing_env(url)
-    for key in ("APPLICATION_RECORDER_TOPIC", "MAPPER_TOPIC"):
+    for key in ("APPLICATION_RECORDER_TOPIC", "MAPPER_TOPIC", "TRANSCODER_TOPIC"):
         env.pop(key)
+    env["PERSISTENCE_MODULE"] = "eventsourcing.postgres"
     app = Notes(env=env)
     try:
 
